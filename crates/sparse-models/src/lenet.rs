@@ -1,0 +1,96 @@
+//! LeNet-300-100 and LeNet-5 (Caffe variant), the paper's image models.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+
+/// LeNet-300-100: a 784-300-100-10 perceptron with ReLU (266,610 parameters).
+///
+/// ```
+/// use burn::module::Module;
+/// use burn::tensor::{Device, Tensor};
+/// use sparse_models::LeNet300;
+/// let device = Device::flex();
+/// let model = LeNet300::new(&device);
+/// assert_eq!(model.num_params(), 266_610);
+/// let logits = model.forward(Tensor::zeros([2, 1, 28, 28], &device));
+/// assert_eq!(logits.dims(), [2, 10]);
+/// ```
+#[derive(Module, Debug)]
+pub struct LeNet300 {
+    /// 784 -> 300.
+    pub fc1: Linear,
+    /// 300 -> 100.
+    pub fc2: Linear,
+    /// 100 -> 10.
+    pub fc3: Linear,
+}
+
+impl LeNet300 {
+    /// A freshly initialised model on `device`.
+    pub fn new(device: &Device) -> Self {
+        Self {
+            fc1: LinearConfig::new(784, 300).init(device),
+            fc2: LinearConfig::new(300, 100).init(device),
+            fc3: LinearConfig::new(100, 10).init(device),
+        }
+    }
+
+    /// Logits for images `[batch, 1, 28, 28]`.
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        let x = images.flatten::<2>(1, 3);
+        let x = relu(self.fc1.forward(x));
+        let x = relu(self.fc2.forward(x));
+        self.fc3.forward(x)
+    }
+}
+
+/// LeNet-5 as in Caffe (conv 20 5x5, max-pool 2, conv 50 5x5, max-pool 2, fc 500 + ReLU,
+/// fc 10): 431,080 parameters, the paper's model.
+///
+/// ```
+/// use burn::module::Module;
+/// use burn::tensor::{Device, Tensor};
+/// use sparse_models::LeNet5;
+/// let device = Device::flex();
+/// let model = LeNet5::new(&device);
+/// assert_eq!(model.num_params(), 431_080);
+/// let logits = model.forward(Tensor::zeros([2, 1, 28, 28], &device));
+/// assert_eq!(logits.dims(), [2, 10]);
+/// ```
+#[derive(Module, Debug)]
+pub struct LeNet5 {
+    /// 1 -> 20 channels, 5x5.
+    pub conv1: Conv2d,
+    /// 20 -> 50 channels, 5x5.
+    pub conv2: Conv2d,
+    /// 800 -> 500.
+    pub fc1: Linear,
+    /// 500 -> 10.
+    pub fc2: Linear,
+    pool: MaxPool2d,
+}
+
+impl LeNet5 {
+    /// A freshly initialised model on `device`.
+    pub fn new(device: &Device) -> Self {
+        Self {
+            conv1: Conv2dConfig::new([1, 20], [5, 5]).init(device),
+            conv2: Conv2dConfig::new([20, 50], [5, 5]).init(device),
+            fc1: LinearConfig::new(800, 500).init(device),
+            fc2: LinearConfig::new(500, 10).init(device),
+            pool: MaxPool2dConfig::new([2, 2]).init(),
+        }
+    }
+
+    /// Logits for images `[batch, 1, 28, 28]`.
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        let x = self.pool.forward(self.conv1.forward(images));
+        let x = self.pool.forward(self.conv2.forward(x));
+        let x = x.flatten::<2>(1, 3);
+        self.fc2.forward(relu(self.fc1.forward(x)))
+    }
+}

@@ -1,0 +1,73 @@
+//! Errors of the pruning crate.
+
+use std::fmt;
+
+pub use sparse_reg::ConfigError;
+
+/// Everything that can go wrong while attaching masks, pruning, or loading pruned state.
+#[derive(Debug)]
+pub enum PruneError {
+    /// A configuration value is outside its range, or a selection matches nothing.
+    Config(ConfigError),
+    /// The schedule needs the validation metric at this step and none was given.
+    MetricRequired {
+        /// The optimizer step.
+        step: u64,
+    },
+    /// The metric given is NaN or infinite.
+    BadMetric {
+        /// The optimizer step.
+        step: u64,
+        /// The value received.
+        value: f64,
+    },
+    /// The model has no pruning masks (call `attach_masks` / `Pruner::attach` first).
+    NoMasks,
+    /// The criterion needs gradients and none were given.
+    GradientsRequired {
+        /// The criterion's name.
+        criterion: &'static str,
+    },
+    /// A file could not be read, written or parsed.
+    File {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl fmt::Display for PruneError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PruneError::Config(e) => write!(f, "{e}"),
+            PruneError::MetricRequired { step } => write!(
+                f,
+                "the gated prune at step {step} needs the validation metric: pass Some(metric) \
+                 when Pruner::is_due(step) is true"
+            ),
+            PruneError::BadMetric { step, value } => write!(
+                f,
+                "the validation metric at step {step} is {value}: expected a finite number"
+            ),
+            PruneError::NoMasks => write!(
+                f,
+                "the model has no pruning masks: call Pruner::attach (or attach_masks) on it first"
+            ),
+            PruneError::GradientsRequired { criterion } => write!(
+                f,
+                "the {criterion} criterion scores entries with their gradients: call \
+                 Pruner::step_with_grads"
+            ),
+            PruneError::File { path, message } => write!(f, "{path}: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for PruneError {}
+
+impl From<ConfigError> for PruneError {
+    fn from(e: ConfigError) -> Self {
+        PruneError::Config(e)
+    }
+}

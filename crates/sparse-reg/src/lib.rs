@@ -1,0 +1,42 @@
+//! # sparse-reg
+//!
+//! The relevance-weighted weight decay of Bonetta, Ribero & Cancelliere, "Regularization-based
+//! Pruning of Irrelevant Weights in Deep Neural Architectures", for any Burn optimizer.
+//!
+//! For every parameter entry `w` with mini-batch loss gradient `g`, the regularizer is
+//! `R = gamma * f(g) * w^2`, `f(g) = exp(-|g| / alpha)` and `g` held constant. Irrelevant
+//! entries (small `|g|`) get (almost) full L2 decay, relevant ones (almost) a plain update.
+//! [`SelectiveDecay`] forms `g + 2 * gamma * f(g) * w` elementwise from the one backward pass
+//! and feeds it to the wrapped optimizer (SGD, Adam, AdamW, RMSProp, ...).
+//!
+//! ```
+//! use burn::optim::AdamConfig;
+//! use burn::nn::LinearConfig;
+//! use burn::tensor::Device;
+//! use sparse_reg::{GammaSchedule, SelectiveDecayConfig};
+//!
+//! let model = LinearConfig::new(4, 2).init(&Device::flex().autodiff());
+//! let decay = SelectiveDecayConfig::new()
+//!     .with_gamma(1e-3)
+//!     .with_schedule(GammaSchedule::Linear { steps: 550 })
+//!     .build(AdamConfig::new().build())
+//!     .unwrap();
+//! let clock = decay.clock(); // give it to the pruner, or call clock.set_step(step)
+//! let optim = decay.init(&model).unwrap(); // a burn ModuleOptimizer
+//! # let _ = (clock, optim);
+//! ```
+#![warn(missing_docs)]
+
+mod config;
+mod decay;
+mod error;
+mod params;
+mod relevance;
+mod schedule;
+
+pub use config::{Coupling, Penalty, SelectiveDecayConfig};
+pub use decay::SelectiveDecay;
+pub use error::ConfigError;
+pub use params::{ParamInfo, float_params, select_params};
+pub use relevance::Relevance;
+pub use schedule::{ClockState, DecayClock, GammaSchedule};

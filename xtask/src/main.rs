@@ -1,0 +1,50 @@
+//! Project tasks. `cargo xtask bench overhead [--quick]`: the cost of the method per step.
+
+mod overhead;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "sparse-burn project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Benchmarks; JSON lines on stdout and in target/bench/<name>.json.
+    Bench {
+        /// Which benchmark.
+        #[arg(value_enum, default_value = "all")]
+        which: Which,
+        /// A short run (about a minute) to keep the harness alive in CI.
+        #[arg(long)]
+        quick: bool,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Which {
+    /// Everything.
+    All,
+    /// Step time of the bare optimizer vs SelectiveDecay vs SelectiveDecay + masks.
+    Overhead,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Bench { which, quick } => {
+            let lines = match which {
+                Which::All | Which::Overhead => overhead::run(quick),
+            };
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+            std::fs::create_dir_all(&dir).expect("create target/bench");
+            let file = dir.join("overhead.json");
+            let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+            std::fs::write(&file, text).expect("write the benchmark JSON");
+            eprintln!("wrote {}", file.display());
+        }
+    }
+}
