@@ -42,7 +42,7 @@ impl Reparameterizer for Attach {
         path: &str,
         param: Param<Tensor<D>>,
     ) -> (Param<Tensor<D>>, Option<PruneMask>) {
-        if !self.group.is_none_or(|g| g.matches(&param.id, Some(path))) {
+        if !self.group.as_ref().is_none_or(|g| g.matches(&param.id, Some(path))) {
             return (param, None);
         }
         if self.attached.contains(&param.id) {

@@ -3,7 +3,6 @@
 
 mod common;
 
-use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::Device;
 use common::{Mlp, Task};
@@ -64,7 +63,7 @@ fn hand_written_loop_reaches_90_percent_sparsity_within_one_point() {
             model = optim.step(1e-2, model, grads);
             step += 1;
             let metric = pruner.is_due(step).then(|| val.accuracy(&model, &device));
-            model = pruner.step(model, step, metric).unwrap().0;
+            // The checkpoint the metric was measured on is the model before this step's prune.
             if let Some(acc) = metric
                 && acc > dense_val - 0.01
             {
@@ -73,6 +72,7 @@ fn hand_written_loop_reaches_90_percent_sparsity_within_one_point() {
                     best = Some((sparsity, test.accuracy(&model, &device)));
                 }
             }
+            model = pruner.step(model, step, metric).unwrap().0;
         }
     }
     let (sparsity, acc) = best.expect("some checkpoint passed the floor");

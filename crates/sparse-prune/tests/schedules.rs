@@ -83,7 +83,7 @@ fn a_loss_ceiling_gates_lower_is_better_metrics() {
     let (model, e) = pruner.step(model, 5, Some(2.5)).unwrap();
     assert!(e.is_none());
     let (_, e) = pruner.step(model, 10, Some(1.9)).unwrap();
-    assert_eq!(e.unwrap().alive, 17); // 34 - round(0.5 * 34)
+    assert_eq!(e.unwrap().alive, 15); // 30 - round(0.5 * 30)
 }
 
 #[test]
