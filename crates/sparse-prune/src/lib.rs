@@ -27,6 +27,7 @@
 
 mod criterion;
 mod error;
+mod hook;
 mod mask;
 mod pruner;
 mod report;
@@ -38,6 +39,7 @@ pub use criterion::{
     Criterion, CriterionConfig, Magnitude, Random, RelevanceScore, Saliency, ScoreInput,
 };
 pub use error::{ConfigError, PruneError};
+pub use hook::PruningHook;
 pub use mask::{MaskInit, PruneMask, attach_masks, count_masks, fold, load_masked};
 pub use pruner::{Amount, Distribution, PruneEvent, Pruner, PrunerConfig, PrunerState};
 pub use report::{ReportRow, SparsityReport};
