@@ -13,7 +13,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Benchmarks; JSON lines on stdout and in target/bench/<name>.json.
+    /// Benchmarks; JSON lines on stdout and in `target/bench/NAME.json`.
     Bench {
         /// Which benchmark.
         #[arg(value_enum, default_value = "all")]

@@ -5,7 +5,9 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, Optimizer, SgdConfig, momentum::MomentumConfig};
+use burn::optim::{
+    AdamConfig, GradientsParams, ModuleOptimizer, Optimizer, SgdConfig, momentum::MomentumConfig,
+};
 use burn::tensor::{Device, Distribution, Int, Tensor};
 use serde_json::json;
 use sparse_models::{LeNet5, LeNet300};
@@ -37,20 +39,31 @@ struct Variant<M> {
 
 fn step<M: Net>(v: &mut Variant<M>, x: &Tensor<4>, y: &Tensor<1, Int>, device: &Device) {
     let logits = v.model.logits(x.clone());
-    let loss = CrossEntropyLossConfig::new().init(device).forward(logits, y.clone());
+    let loss = CrossEntropyLossConfig::new()
+        .init(device)
+        .forward(logits, y.clone());
     let grads = GradientsParams::from_grads(loss.backward(), &v.model);
     v.model = v.optim.step(1e-3, v.model.clone(), grads);
 }
 
 fn variants<M: Net, O: Optimizer>(model: M, inner: O) -> Vec<Variant<M>> {
     let decay = SelectiveDecayConfig::new().with_gamma(1e-3);
-    let mut pruner = PrunerConfig::new(PruneSchedule::OneShot { at: 0, sparsity: 0.5 })
-        .init()
-        .expect("valid pruner");
+    let mut pruner = PrunerConfig::new(PruneSchedule::OneShot {
+        at: 0,
+        sparsity: 0.5,
+    })
+    .init()
+    .expect("valid pruner");
     let masked = pruner.attach(model.clone()).expect("masks attach");
-    let (masked, _) = pruner.prune(masked, 0, Amount::Sparsity(0.5), None).expect("prune");
+    let (masked, _) = pruner
+        .prune(masked, 0, Amount::Sparsity(0.5), None)
+        .expect("prune");
     vec![
-        Variant { name: "bare", optim: ModuleOptimizer::from(inner.clone()), model: model.clone() },
+        Variant {
+            name: "bare",
+            optim: ModuleOptimizer::from(inner.clone()),
+            model: model.clone(),
+        },
         Variant {
             name: "decay",
             optim: decay.init(inner.clone(), &model).expect("valid decay"),
@@ -67,7 +80,11 @@ fn variants<M: Net, O: Optimizer>(model: M, inner: O) -> Vec<Variant<M>> {
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
 }
 
 fn measure<M: Net>(
@@ -98,7 +115,8 @@ fn measure<M: Net>(
             times[i].push(t.elapsed().as_secs_f64() * 1e3 / steps as f64);
         }
     }
-    let ratio = |i: usize| -> Vec<f64> { times[i].iter().zip(&times[0]).map(|(a, b)| a / b).collect() };
+    let ratio =
+        |i: usize| -> Vec<f64> { times[i].iter().zip(&times[0]).map(|(a, b)| a / b).collect() };
     let spread = |v: &[f64]| {
         let lo = v.iter().cloned().fold(f64::INFINITY, f64::min);
         let hi = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
@@ -128,19 +146,55 @@ fn measure<M: Net>(
 pub fn run(quick: bool) -> Vec<serde_json::Value> {
     let device = Device::flex().autodiff();
     device.seed(0);
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let machine = json!({"bench": "machine", "cpus": threads, "os": std::env::consts::OS, "arch": std::env::consts::ARCH});
     println!("{machine}");
     let mut lines = vec![machine];
-    let sgd = || SgdConfig::new().with_momentum(Some(MomentumConfig::new().with_momentum(0.9).with_dampening(0.0))).build();
+    let sgd = || {
+        SgdConfig::new()
+            .with_momentum(Some(
+                MomentumConfig::new().with_momentum(0.9).with_dampening(0.0),
+            ))
+            .build()
+    };
     let (reps, steps300, steps5) = if quick { (3, 10, 2) } else { (15, 50, 5) };
     let mut emit = |v: serde_json::Value| {
         println!("{v}");
         lines.push(v);
     };
-    emit(measure("lenet300", "sgd-momentum", variants(LeNet300::new(&device), sgd()), reps, steps300, &device));
-    emit(measure("lenet300", "adam", variants(LeNet300::new(&device), AdamConfig::new().build()), reps, steps300, &device));
-    emit(measure("lenet5", "sgd-momentum", variants(LeNet5::new(&device), sgd()), reps, steps5, &device));
-    emit(measure("lenet5", "adam", variants(LeNet5::new(&device), AdamConfig::new().build()), reps, steps5, &device));
+    emit(measure(
+        "lenet300",
+        "sgd-momentum",
+        variants(LeNet300::new(&device), sgd()),
+        reps,
+        steps300,
+        &device,
+    ));
+    emit(measure(
+        "lenet300",
+        "adam",
+        variants(LeNet300::new(&device), AdamConfig::new().build()),
+        reps,
+        steps300,
+        &device,
+    ));
+    emit(measure(
+        "lenet5",
+        "sgd-momentum",
+        variants(LeNet5::new(&device), sgd()),
+        reps,
+        steps5,
+        &device,
+    ));
+    emit(measure(
+        "lenet5",
+        "adam",
+        variants(LeNet5::new(&device), AdamConfig::new().build()),
+        reps,
+        steps5,
+        &device,
+    ));
     lines
 }

@@ -151,7 +151,14 @@ mod tests {
 
     fn scores(c: &dyn Criterion, w: &[f32], g: Option<&[f32]>) -> Vec<f32> {
         let mut out = vec![];
-        c.score(&ScoreInput { weight: w, grad: g, seed: 7 }, &mut out);
+        c.score(
+            &ScoreInput {
+                weight: w,
+                grad: g,
+                seed: 7,
+            },
+            &mut out,
+        );
         out
     }
 
@@ -161,7 +168,13 @@ mod tests {
         let g = [0.0, 0.5, -4.0];
         assert_eq!(scores(&Magnitude, &w, None), vec![1.0, 2.0, 0.5]);
         assert_eq!(scores(&Saliency, &w, Some(&g)), vec![0.0, 1.0, 2.0]);
-        let r = scores(&RelevanceScore { relevance: Relevance::Exp { alpha: 1.0 } }, &w, Some(&g));
+        let r = scores(
+            &RelevanceScore {
+                relevance: Relevance::Exp { alpha: 1.0 },
+            },
+            &w,
+            Some(&g),
+        );
         assert_eq!(r[0], 0.0, "zero gradient: fully irrelevant");
         assert!((r[1] - 2.0 * (1.0 - (-0.5f32).exp())).abs() < 1e-6);
         let a = scores(&Random, &w, None);

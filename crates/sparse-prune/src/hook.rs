@@ -60,7 +60,10 @@ pub struct PruningHook<M> {
 
 impl<M> Clone for PruningHook<M> {
     fn clone(&self) -> Self {
-        Self { state: self.state.clone(), evaluator: self.evaluator.clone() }
+        Self {
+            state: self.state.clone(),
+            evaluator: self.evaluator.clone(),
+        }
     }
 }
 
@@ -80,7 +83,12 @@ impl<M: Module> PruningHook<M> {
     /// gated schedule is due).
     pub fn new(pruner: Pruner, evaluator: impl Fn(&M) -> f64 + Send + Sync + 'static) -> Self {
         Self {
-            state: Arc::new(Mutex::new(HookState { pruner, step: 0, enabled: true, error: None })),
+            state: Arc::new(Mutex::new(HookState {
+                pruner,
+                step: 0,
+                enabled: true,
+                error: None,
+            })),
             evaluator: Arc::new(evaluator),
         }
     }
@@ -93,7 +101,10 @@ impl<M: Module> PruningHook<M> {
             return model;
         }
         let step = s.step;
-        let metric = s.pruner.needs_metric(step).then(|| (self.evaluator)(&model.valid()));
+        let metric = s
+            .pruner
+            .needs_metric(step)
+            .then(|| (self.evaluator)(&model.valid()));
         let fallback = model.clone();
         match s.pruner.step(model, step, metric) {
             Ok((model, _)) => model,
@@ -123,7 +134,12 @@ impl<M: Module> PruningHook<M> {
 
     /// The prune events so far.
     pub fn events(&self) -> Vec<PruneEvent> {
-        self.state.lock().expect("hook lock").pruner.events().to_vec()
+        self.state
+            .lock()
+            .expect("hook lock")
+            .pruner
+            .events()
+            .to_vec()
     }
 
     /// The error that disabled pruning, if any.

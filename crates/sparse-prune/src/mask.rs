@@ -42,7 +42,11 @@ impl Reparameterizer for Attach {
         path: &str,
         param: Param<Tensor<D>>,
     ) -> (Param<Tensor<D>>, Option<PruneMask>) {
-        if !self.group.as_ref().is_none_or(|g| g.matches(&param.id, Some(path))) {
+        if !self
+            .group
+            .as_ref()
+            .is_none_or(|g| g.matches(&param.id, Some(path)))
+        {
             return (param, None);
         }
         if self.attached.contains(&param.id) {
@@ -52,13 +56,21 @@ impl Reparameterizer for Attach {
         let device = param.lazy_device();
         let n: usize = param.lazy_shape().num_elements();
         let pruned: Vec<bool> = if self.from_zeros {
-            crate::snapshot::host_f32(param.val()).iter().map(|w| *w == 0.0).collect()
+            crate::snapshot::host_f32(param.val())
+                .iter()
+                .map(|w| *w == 0.0)
+                .collect()
         } else {
             vec![false; n]
         };
         let pruned = Tensor::<1, Bool>::from_data(TensorData::new(pruned, [n]), &device);
         self.attached.push(param.id);
-        (param, Some(PruneMask { pruned: Param::initialized(ParamId::new(), pruned) }))
+        (
+            param,
+            Some(PruneMask {
+                pruned: Param::initialized(ParamId::new(), pruned),
+            }),
+        )
     }
 }
 
@@ -101,7 +113,10 @@ pub fn attach_masks<M: Module>(
     }
     let selected = sparse_reg::select_params(&model, group);
     if selected.is_empty() {
-        let all: Vec<String> = sparse_reg::float_params(&model).into_iter().map(|p| p.path).collect();
+        let all: Vec<String> = sparse_reg::float_params(&model)
+            .into_iter()
+            .map(|p| p.path)
+            .collect();
         return Err(PruneError::Config(sparse_reg::ConfigError::new(
             "PrunerConfig.params",
             format!(
@@ -110,7 +125,11 @@ pub fn attach_masks<M: Module>(
             ),
         )));
     }
-    let attach = Attach { group: group.cloned(), from_zeros: init == MaskInit::FromZeros, attached: vec![] };
+    let attach = Attach {
+        group: group.cloned(),
+        from_zeros: init == MaskInit::FromZeros,
+        attached: vec![],
+    };
     let model = model.apply_reparameterization(attach);
     let n = count_masks(&model);
     if n != selected.len() {
@@ -125,7 +144,10 @@ pub fn attach_masks<M: Module>(
 
 /// Number of pruning masks in `model`.
 pub fn count_masks<M: Module>(model: &M) -> usize {
-    snapshot(model, false, None).iter().filter(|p| p.pruned.is_some()).count()
+    snapshot(model, false, None)
+        .iter()
+        .filter(|p| p.pruned.is_some())
+        .count()
 }
 
 /// Bake the masks into plain weights (pruned entries become stored zeros) and drop them: the

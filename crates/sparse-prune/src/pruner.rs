@@ -232,11 +232,17 @@ impl Pruner {
     /// Read a state written by [`save_state`](Self::save_state) and [`restore`](Self::restore) it.
     pub fn load_state(&mut self, path: impl AsRef<std::path::Path>) -> Result<(), PruneError> {
         let path = path.as_ref();
-        let file = |message: String| PruneError::File { path: path.display().to_string(), message };
+        let file = |message: String| PruneError::File {
+            path: path.display().to_string(),
+            message,
+        };
         let text = std::fs::read_to_string(path)
             .map_err(|e| file(format!("cannot read the pruner state: {e}")))?;
-        let state: PrunerState = serde_json::from_str(&text)
-            .map_err(|e| file(format!("not a pruner state (JSON with events, skipped, clock): {e}")))?;
+        let state: PrunerState = serde_json::from_str(&text).map_err(|e| {
+            file(format!(
+                "not a pruner state (JSON with events, skipped, clock): {e}"
+            ))
+        })?;
         self.restore(state);
         Ok(())
     }
@@ -293,15 +299,19 @@ impl Pruner {
         let amount = match schedule {
             PruneSchedule::Gated { fraction, .. } => Amount::Fraction(fraction),
             PruneSchedule::OneShot { sparsity, .. } => Amount::Sparsity(sparsity),
-            PruneSchedule::Gradual { start, end, initial_sparsity, final_sparsity, .. } => {
-                Amount::Sparsity(PruneSchedule::gradual_target(
-                    start,
-                    end,
-                    initial_sparsity,
-                    final_sparsity,
-                    step,
-                ))
-            }
+            PruneSchedule::Gradual {
+                start,
+                end,
+                initial_sparsity,
+                final_sparsity,
+                ..
+            } => Amount::Sparsity(PruneSchedule::gradual_target(
+                start,
+                end,
+                initial_sparsity,
+                final_sparsity,
+                step,
+            )),
             PruneSchedule::Threshold { threshold, .. } => Amount::BelowScore(threshold),
         };
         let (model, event) = self.prune_inner(model, step, amount, grads, metric)?;
@@ -328,7 +338,9 @@ impl Pruner {
         metric: Option<f64>,
     ) -> Result<(M, PruneEvent), PruneError> {
         if self.criterion.needs_grad() && grads.is_none() {
-            return Err(PruneError::GradientsRequired { criterion: self.criterion.name() });
+            return Err(PruneError::GradientsRequired {
+                criterion: self.criterion.name(),
+            });
         }
         let snaps = snapshot(&model, true, grads);
         let masked: Vec<_> = snaps.iter().filter(|p| p.pruned.is_some()).collect();
@@ -349,8 +361,20 @@ impl Pruner {
             };
             let seed = mix(self.config.seed, event_index, i as u64);
             let mut out = Vec::with_capacity(p.numel());
-            self.criterion.score(&ScoreInput { weight: &p.weight, grad, seed }, &mut out);
-            assert_eq!(out.len(), p.numel(), "criterion {} returned a wrong count", self.criterion.name());
+            self.criterion.score(
+                &ScoreInput {
+                    weight: &p.weight,
+                    grad,
+                    seed,
+                },
+                &mut out,
+            );
+            assert_eq!(
+                out.len(),
+                p.numel(),
+                "criterion {} returned a wrong count",
+                self.criterion.name()
+            );
             scores.push(out);
         }
         let min_density = self.config.min_density;
@@ -371,7 +395,10 @@ impl Pruner {
                 select::global(&cands, (f * alive_all as f64).round() as usize)
             }
             (Amount::Fraction(f), Distribution::LayerWise) => {
-                let k: Vec<usize> = alive.iter().map(|a| (f * *a as f64).round() as usize).collect();
+                let k: Vec<usize> = alive
+                    .iter()
+                    .map(|a| (f * *a as f64).round() as usize)
+                    .collect();
                 select::layer_wise(&cands, &k)
             }
             (Amount::Sparsity(s), Distribution::Global) => {
@@ -390,7 +417,11 @@ impl Pruner {
                 let k: Vec<usize> = cands
                     .iter()
                     .map(|c| {
-                        c.scores.iter().zip(c.pruned).filter(|(s, p)| !**p && (**s as f64) < t).count()
+                        c.scores
+                            .iter()
+                            .zip(c.pruned)
+                            .filter(|(s, p)| !**p && (**s as f64) < t)
+                            .count()
                     })
                     .collect();
                 select::layer_wise(&cands, &k)
@@ -412,7 +443,10 @@ impl Pruner {
         let model = if new_masks.is_empty() {
             model
         } else {
-            model.map(&mut ApplyMasks { path: vec![], masks: new_masks })
+            model.map(&mut ApplyMasks {
+                path: vec![],
+                masks: new_masks,
+            })
         };
         let alive_after = (alive_all - removed) as u64;
         let event = PruneEvent {
@@ -461,13 +495,21 @@ impl ModuleMapper for ApplyMasks {
             let require_grad = t.is_require_grad();
             let shape = t.shape();
             let m = Tensor::<D, Bool>::from_data(TensorData::new(mask, shape), &t.device());
-            t.detach().mask_fill(m, 0.0).detach().set_require_grad(require_grad)
+            t.detach()
+                .mask_fill(m, 0.0)
+                .detach()
+                .set_require_grad(require_grad)
         })
     }
 
-    fn map_bool<const D: usize>(&mut self, param: Param<Tensor<D, Bool>>) -> Param<Tensor<D, Bool>> {
+    fn map_bool<const D: usize>(
+        &mut self,
+        param: Param<Tensor<D, Bool>>,
+    ) -> Param<Tensor<D, Bool>> {
         let path = self.path.join(".");
-        let Some(mask) = path.strip_suffix(MASK_SUFFIX).and_then(|owner| self.masks.get(owner))
+        let Some(mask) = path
+            .strip_suffix(MASK_SUFFIX)
+            .and_then(|owner| self.masks.get(owner))
         else {
             return param;
         };

@@ -54,7 +54,12 @@ impl SparsityReport {
             .into_iter()
             .map(|p| {
                 let nonzeros = match &p.pruned {
-                    Some(m) => p.weight.iter().zip(m).filter(|(w, m)| !**m && **w != 0.0).count(),
+                    Some(m) => p
+                        .weight
+                        .iter()
+                        .zip(m)
+                        .filter(|(w, m)| !**m && **w != 0.0)
+                        .count(),
                     None => p.weight.iter().filter(|w| **w != 0.0).count(),
                 };
                 ReportRow {
@@ -107,8 +112,18 @@ impl SparsityReport {
 
 impl fmt::Display for SparsityReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let w = self.rows.iter().map(|r| r.path.len()).max().unwrap_or(5).max(5);
-        writeln!(f, "{:<w$}  {:>16}  {:>10}  {:>10}  {:>8}", "param", "shape", "params", "nonzeros", "sparsity")?;
+        let w = self
+            .rows
+            .iter()
+            .map(|r| r.path.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        writeln!(
+            f,
+            "{:<w$}  {:>16}  {:>10}  {:>10}  {:>8}",
+            "param", "shape", "params", "nonzeros", "sparsity"
+        )?;
         for r in &self.rows {
             let shape = format!("{:?}", r.shape);
             writeln!(

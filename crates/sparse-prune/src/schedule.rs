@@ -90,7 +90,10 @@ impl PruneSchedule {
         let f = "PrunerConfig.schedule";
         let every = |e: u64| {
             if e == 0 {
-                Err(ConfigError::new(format!("{f}.every"), "expected a number of optimizer steps > 0, got 0"))
+                Err(ConfigError::new(
+                    format!("{f}.every"),
+                    "expected a number of optimizer steps > 0, got 0",
+                ))
             } else {
                 Ok(())
             }
@@ -106,7 +109,11 @@ impl PruneSchedule {
             }
         };
         match *self {
-            PruneSchedule::Gated { every: e, fraction, floor } => {
+            PruneSchedule::Gated {
+                every: e,
+                fraction,
+                floor,
+            } => {
                 every(e)?;
                 if !(fraction > 0.0 && fraction < 1.0) {
                     return Err(ConfigError::new(
@@ -117,7 +124,13 @@ impl PruneSchedule {
                 floor.validate(&format!("{f}.floor"))
             }
             PruneSchedule::OneShot { sparsity: s, .. } => sparsity("sparsity", s),
-            PruneSchedule::Gradual { start, end, every: e, initial_sparsity, final_sparsity } => {
+            PruneSchedule::Gradual {
+                start,
+                end,
+                every: e,
+                initial_sparsity,
+                final_sparsity,
+            } => {
                 every(e)?;
                 sparsity("initial_sparsity", initial_sparsity)?;
                 sparsity("final_sparsity", final_sparsity)?;
@@ -138,7 +151,11 @@ impl PruneSchedule {
                 }
                 Ok(())
             }
-            PruneSchedule::Threshold { every: e, threshold, floor } => {
+            PruneSchedule::Threshold {
+                every: e,
+                threshold,
+                floor,
+            } => {
                 every(e)?;
                 if !(threshold.is_finite() && threshold > 0.0) {
                     return Err(ConfigError::new(
@@ -158,12 +175,12 @@ impl PruneSchedule {
     pub fn is_due(&self, step: u64) -> bool {
         match *self {
             PruneSchedule::Gated { every, .. } | PruneSchedule::Threshold { every, .. } => {
-                step > 0 && step % every == 0
+                step > 0 && step.is_multiple_of(every)
             }
             PruneSchedule::OneShot { at, .. } => step == at,
-            PruneSchedule::Gradual { start, end, every, .. } => {
-                step >= start && step <= end && (step - start) % every == 0
-            }
+            PruneSchedule::Gradual {
+                start, end, every, ..
+            } => step >= start && step <= end && (step - start).is_multiple_of(every),
         }
     }
 
@@ -201,7 +218,11 @@ mod tests {
     }
 
     fn gated(every: u64, fraction: f64, floor: Floor) -> PruneSchedule {
-        PruneSchedule::Gated { every, fraction, floor }
+        PruneSchedule::Gated {
+            every,
+            fraction,
+            floor,
+        }
     }
 
     #[test]
@@ -222,7 +243,9 @@ mod tests {
         for q in [1.5, -0.01] {
             assert_eq!(
                 err(gated(250, 0.04, Floor::AtLeast(q))),
-                format!("invalid PrunerConfig.schedule.floor: expected an accuracy floor in [0, 1], got {q}")
+                format!(
+                    "invalid PrunerConfig.schedule.floor: expected an accuracy floor in [0, 1], got {q}"
+                )
             );
         }
         assert_eq!(
@@ -230,7 +253,10 @@ mod tests {
             "invalid PrunerConfig.schedule.floor: expected a finite loss ceiling > 0, got 0"
         );
         assert_eq!(
-            err(PruneSchedule::OneShot { at: 0, sparsity: 1.0 }),
+            err(PruneSchedule::OneShot {
+                at: 0,
+                sparsity: 1.0
+            }),
             "invalid PrunerConfig.schedule.sparsity: expected a sparsity in [0, 1), got 1"
         );
         assert_eq!(

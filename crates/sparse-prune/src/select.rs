@@ -33,7 +33,13 @@ pub(crate) fn lowest_k(tensors: &[&Candidate], k: usize) -> Vec<Vec<usize>> {
     }
     let mut pool: Vec<f32> = tensors
         .iter()
-        .flat_map(|t| t.scores.iter().zip(t.pruned).filter(|(_, p)| !**p).map(|(s, _)| *s))
+        .flat_map(|t| {
+            t.scores
+                .iter()
+                .zip(t.pruned)
+                .filter(|(_, p)| !**p)
+                .map(|(s, _)| *s)
+        })
         .collect();
     if pool.is_empty() {
         return out;
@@ -119,7 +125,11 @@ mod tests {
     use super::*;
 
     fn cand<'a>(scores: &'a [f32], pruned: &'a [bool], min_keep: usize) -> Candidate<'a> {
-        Candidate { scores, pruned, min_keep }
+        Candidate {
+            scores,
+            pruned,
+            min_keep,
+        }
     }
 
     #[test]

@@ -40,7 +40,12 @@ pub(crate) fn snapshot<M: Module>(
     weights: bool,
     grads: Option<&GradientsParams>,
 ) -> Vec<ParamSnapshot> {
-    let mut v = Snapshotter { path: vec![], weights, grads, out: vec![] };
+    let mut v = Snapshotter {
+        path: vec![],
+        weights,
+        grads,
+        out: vec![],
+    };
     model.visit(&mut v);
     v.out
 }
@@ -72,7 +77,11 @@ impl ModuleVisitor for Snapshotter<'_> {
             path: self.path.join("."),
             id: param.id,
             shape: param.lazy_shape().as_slice().to_vec(),
-            weight: if self.weights { host_f32(param.val()) } else { vec![] },
+            weight: if self.weights {
+                host_f32(param.val())
+            } else {
+                vec![]
+            },
             pruned: None,
             grad,
         });

@@ -24,7 +24,11 @@ fn epoch(mut model: Mlp, optim: &mut ModuleOptimizer, task: &Task, device: &Devi
 fn hand_written_loop_reaches_90_percent_sparsity_within_one_point() {
     let device = Device::flex().autodiff();
     device.seed(7);
-    let (train, val, test) = (Task::new(2000, 20, 1), Task::new(500, 20, 2), Task::new(1000, 20, 3));
+    let (train, val, test) = (
+        Task::new(2000, 20, 1),
+        Task::new(500, 20, 2),
+        Task::new(1000, 20, 3),
+    );
     let steps_per_epoch = (train.len() / BATCH) as u64;
 
     // Dense phase.
@@ -40,7 +44,9 @@ fn hand_written_loop_reaches_90_percent_sparsity_within_one_point() {
     // The method: selective decay around Adam + gated global magnitude pruning.
     let decay = SelectiveDecayConfig::new()
         .with_gamma(1e-3)
-        .with_schedule(GammaSchedule::Linear { steps: steps_per_epoch })
+        .with_schedule(GammaSchedule::Linear {
+            steps: steps_per_epoch,
+        })
         .build(AdamConfig::new().build())
         .unwrap();
     let mut pruner = PrunerConfig::new(PruneSchedule::Gated {
@@ -78,7 +84,10 @@ fn hand_written_loop_reaches_90_percent_sparsity_within_one_point() {
     let (sparsity, acc) = best.expect("some checkpoint passed the floor");
     println!("dense test {dense_test:.4}; sparsest passing: sparsity {sparsity:.4}, test {acc:.4}");
     assert!(sparsity >= 0.9, "sparsity {sparsity}");
-    assert!(acc >= dense_test - 0.01, "test accuracy {acc} vs dense {dense_test}");
+    assert!(
+        acc >= dense_test - 0.01,
+        "test accuracy {acc} vs dense {dense_test}"
+    );
 }
 
 /// The same recipe with gamma = 0 (magnitude only) must not prune further than the method:

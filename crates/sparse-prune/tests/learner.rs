@@ -12,8 +12,8 @@ use burn::lr_scheduler::constant::ConstantLr;
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::{Linear, LinearConfig};
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use burn::train::logger::InMemoryMetricLogger;
 use burn::train::metric::{AccuracyMetric, LossMetric};
@@ -35,7 +35,8 @@ struct Net {
 
 impl Net {
     fn logits(&self, x: Tensor<2>) -> Tensor<2> {
-        self.fc2.forward(burn::tensor::activation::relu(self.fc1.forward(x)))
+        self.fc2
+            .forward(burn::tensor::activation::relu(self.fc1.forward(x)))
     }
 
     fn classify(&self, b: Batch) -> ClassificationOutput {
@@ -57,7 +58,12 @@ impl TrainStep for Net {
     }
 
     // The one line that plugs pruning into the Learner.
-    fn optimize(self, optim: &mut ModuleOptimizer, lr: ModuleLearningRate, grads: GradientsParams) -> Self {
+    fn optimize(
+        self,
+        optim: &mut ModuleOptimizer,
+        lr: ModuleLearningRate,
+        grads: GradientsParams,
+    ) -> Self {
         let hook = self.pruning.clone();
         let model = optim.step(lr, self, grads);
         match hook {
@@ -98,7 +104,9 @@ impl Batcher<(Vec<f32>, i64), Batch> for Rows {
 }
 
 fn items(t: &Task) -> Vec<(Vec<f32>, i64)> {
-    (0..t.len()).map(|i| (t.x[i * t.inputs..(i + 1) * t.inputs].to_vec(), t.y[i])).collect()
+    (0..t.len())
+        .map(|i| (t.x[i * t.inputs..(i + 1) * t.inputs].to_vec(), t.y[i]))
+        .collect()
 }
 
 fn accuracy(model: &Net, t: &Task, device: &Device) -> f64 {
@@ -108,9 +116,21 @@ fn accuracy(model: &Net, t: &Task, device: &Device) -> f64 {
     correct as f64 / t.len() as f64
 }
 
-fn fit(model: Net, optim: ModuleOptimizer, train: &Task, val: &Task, epochs: usize, dir: &std::path::Path) -> Net {
-    let dl_train = DataLoaderBuilder::new(Rows).batch_size(50).shuffle(1).build(InMemDataset::new(items(train)));
-    let dl_valid = DataLoaderBuilder::new(Rows).batch_size(250).build(InMemDataset::new(items(val)));
+fn fit(
+    model: Net,
+    optim: ModuleOptimizer,
+    train: &Task,
+    val: &Task,
+    epochs: usize,
+    dir: &std::path::Path,
+) -> Net {
+    let dl_train = DataLoaderBuilder::new(Rows)
+        .batch_size(50)
+        .shuffle(1)
+        .build(InMemDataset::new(items(train)));
+    let dl_valid = DataLoaderBuilder::new(Rows)
+        .batch_size(250)
+        .build(InMemDataset::new(items(val)));
     let result = SupervisedTraining::new(dir, dl_train, dl_valid)
         .metrics((AccuracyMetric::new(), LossMetric::new()))
         .with_metric_logger(InMemoryMetricLogger::new())
@@ -126,7 +146,11 @@ fn fit(model: Net, optim: ModuleOptimizer, train: &Task, val: &Task, epochs: usi
 fn learner_reaches_90_percent_sparsity_within_one_point() {
     let device = Device::flex().autodiff();
     device.seed(5);
-    let (train, val, test) = (Task::new(2000, 20, 1), Task::new(500, 20, 2), Task::new(1000, 20, 3));
+    let (train, val, test) = (
+        Task::new(2000, 20, 1),
+        Task::new(500, 20, 2),
+        Task::new(1000, 20, 3),
+    );
     let dir = std::env::temp_dir().join(format!("sparse-prune-learner-{}", std::process::id()));
     let plain = Device::flex();
 
@@ -172,17 +196,33 @@ fn learner_reaches_90_percent_sparsity_within_one_point() {
         }
         acc
     });
-    let model = Net { pruning: Some(hook.clone()), ..model };
+    let model = Net {
+        pruning: Some(hook.clone()),
+        ..model
+    };
     let last = fit(model, optim, &train, &val, 40, &dir);
     assert!(hook.error().is_none(), "{:?}", hook.error());
-    assert!(hook.events().len() > 10, "the Learner drove the pruner: {} events", hook.events().len());
+    assert!(
+        hook.events().len() > 10,
+        "the Learner drove the pruner: {} events",
+        hook.events().len()
+    );
     assert_eq!(hook.step(), 40 * 40, "one count per optimizer step");
     assert!(SparsityReport::of(&last).sparsity() > 0.5);
 
-    let (sparsity, best) = best.lock().unwrap().take().expect("a model passed the floor");
+    let (sparsity, best) = best
+        .lock()
+        .unwrap()
+        .take()
+        .expect("a model passed the floor");
     let acc = accuracy(&best, &test, &plain);
-    println!("Learner: dense test {dense_test:.4}; sparsest passing {sparsity:.4} at test {acc:.4}");
+    println!(
+        "Learner: dense test {dense_test:.4}; sparsest passing {sparsity:.4} at test {acc:.4}"
+    );
     assert!(sparsity >= 0.9, "sparsity {sparsity}");
-    assert!(acc >= dense_test - 0.01, "test accuracy {acc} vs dense {dense_test}");
+    assert!(
+        acc >= dense_test - 0.01,
+        "test accuracy {acc} vs dense {dense_test}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -16,30 +16,53 @@ use sparse_reg::SelectiveDecayConfig;
 
 fn pruned_mlp(device: &Device) -> (Mlp, Vec<Vec<bool>>) {
     let model = Mlp::new(8, 16, 3, device);
-    let mut pruner = PrunerConfig::new(PruneSchedule::OneShot { at: 0, sparsity: 0.6 })
-        .init()
-        .unwrap();
+    let mut pruner = PrunerConfig::new(PruneSchedule::OneShot {
+        at: 0,
+        sparsity: 0.6,
+    })
+    .init()
+    .unwrap();
     let model = pruner.attach(model).unwrap();
     let (model, event) = pruner.prune(model, 0, Amount::Sparsity(0.6), None).unwrap();
     assert!(event.removed > 0);
-    let zeros = weights(&model).iter().map(|w| w.iter().map(|x| *x == 0.0).collect()).collect();
+    let zeros = weights(&model)
+        .iter()
+        .map(|w| w.iter().map(|x| *x == 0.0).collect())
+        .collect();
     (model, zeros)
 }
 
-fn optimizers() -> Vec<(&'static str, Box<dyn Fn(&Mlp) -> ModuleOptimizer>)> {
+type MakeOptim = Box<dyn Fn(&Mlp) -> ModuleOptimizer>;
+
+fn optimizers() -> Vec<(&'static str, MakeOptim)> {
     let sgdm = || SgdConfig::new().with_momentum(Some(MomentumConfig::new().with_dampening(0.0)));
     let decay = || SelectiveDecayConfig::new().with_gamma(1e-2);
     vec![
         ("sgd-momentum", Box::new(move |_: &Mlp| sgdm().init())),
         ("adam", Box::new(|_: &Mlp| AdamConfig::new().init())),
         ("adamw", Box::new(|_: &Mlp| AdamWConfig::new().init())),
-        ("sgd-momentum+decay", Box::new(move |m: &Mlp| decay().init(sgdm().build(), m).unwrap())),
-        ("adam+decay", Box::new(move |m: &Mlp| decay().init(AdamConfig::new().build(), m).unwrap())),
-        ("adamw+decay", Box::new(move |m: &Mlp| decay().init(AdamWConfig::new().build(), m).unwrap())),
+        (
+            "sgd-momentum+decay",
+            Box::new(move |m: &Mlp| decay().init(sgdm().build(), m).unwrap()),
+        ),
+        (
+            "adam+decay",
+            Box::new(move |m: &Mlp| decay().init(AdamConfig::new().build(), m).unwrap()),
+        ),
+        (
+            "adamw+decay",
+            Box::new(move |m: &Mlp| decay().init(AdamWConfig::new().build(), m).unwrap()),
+        ),
     ]
 }
 
-fn train(mut model: Mlp, optim: &mut ModuleOptimizer, task: &Task, steps: usize, device: &Device) -> Mlp {
+fn train(
+    mut model: Mlp,
+    optim: &mut ModuleOptimizer,
+    task: &Task,
+    steps: usize,
+    device: &Device,
+) -> Mlp {
     for s in 0..steps {
         let (x, y) = task.batch((s * 16) % (task.len() - 16), 16, device);
         let loss = model.loss(x, y);
@@ -75,8 +98,14 @@ fn no_optimizer_revives_a_pruned_entry_even_across_save_and_load() {
         model.clone().save_file(&file).unwrap();
         optim.save(dir.join(format!("{name}.optim"))).unwrap();
         let loaded = load_masked(Mlp::new(8, 16, 3, &device), None, &file).unwrap();
-        assert_eq!(weights(&loaded), weights(&model), "{name}: reload changed the weights");
-        let mut optim = make(&loaded).load(dir.join(format!("{name}.optim"))).unwrap();
+        assert_eq!(
+            weights(&loaded),
+            weights(&model),
+            "{name}: reload changed the weights"
+        );
+        let mut optim = make(&loaded)
+            .load(dir.join(format!("{name}.optim")))
+            .unwrap();
         let model = train(loaded, &mut optim, &task, 50, &device);
         assert_still_zero(&model, &zeros, &format!("{name} after reload"));
         // Folding gives plain weights with stored zeros.
@@ -96,12 +125,21 @@ fn checkpoint_mismatches_are_clear_errors() {
     Mlp::new(8, 16, 3, &device).save_file(&dense).unwrap();
     let err = load_masked(Mlp::new(8, 16, 3, &device), None, &dense).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.starts_with(&format!("{}: cannot load it as a masked checkpoint", dense.display())), "{msg}");
+    assert!(
+        msg.starts_with(&format!(
+            "{}: cannot load it as a masked checkpoint",
+            dense.display()
+        )),
+        "{msg}"
+    );
 
     let masked = dir.join("masked.bpk");
     let (m, _) = attach_masks(Mlp::new(8, 16, 3, &device), None, MaskInit::AllAlive).unwrap();
     m.save_file(&masked).unwrap();
-    assert!(Mlp::new(8, 16, 3, &device).try_load_file(&masked).is_err(), "masked into unmasked");
+    assert!(
+        Mlp::new(8, 16, 3, &device).try_load_file(&masked).is_err(),
+        "masked into unmasked"
+    );
     let wrong_shape = load_masked(Mlp::new(8, 32, 3, &device), None, &masked).unwrap_err();
     assert!(matches!(wrong_shape, PruneError::File { .. }));
     let missing = load_masked(Mlp::new(8, 16, 3, &device), None, dir.join("nope.bpk")).unwrap_err();
@@ -128,9 +166,13 @@ fn attaching_twice_or_selecting_nothing_is_an_error() {
     let device = Device::flex();
     let (m, _) = attach_masks(Mlp::new(4, 4, 2, &device), None, MaskInit::AllAlive).unwrap();
     let err = attach_masks(m, None, MaskInit::AllAlive).unwrap_err();
-    assert_eq!(err.to_string(), "invalid masks: the model already has pruning masks; attach them once");
+    assert_eq!(
+        err.to_string(),
+        "invalid masks: the model already has pruning masks; attach them once"
+    );
     let group = burn::module::ParamGroup::from_regex("^conv").unwrap();
-    let err = attach_masks(Mlp::new(4, 4, 2, &device), Some(&group), MaskInit::AllAlive).unwrap_err();
+    let err =
+        attach_masks(Mlp::new(4, 4, 2, &device), Some(&group), MaskInit::AllAlive).unwrap_err();
     assert_eq!(
         err.to_string(),
         "invalid PrunerConfig.params: the selection matches no float parameter of the model (its \
@@ -142,22 +184,37 @@ fn attaching_twice_or_selecting_nothing_is_an_error() {
 fn report_counts_masked_and_unmasked_parameters() {
     let device = Device::flex();
     let group = burn::module::ParamGroup::from_regex(r"\.weight$").unwrap();
-    let mut pruner = PrunerConfig::new(PruneSchedule::OneShot { at: 0, sparsity: 0.5 })
-        .with_params(Some(group))
-        .init()
-        .unwrap();
+    let mut pruner = PrunerConfig::new(PruneSchedule::OneShot {
+        at: 0,
+        sparsity: 0.5,
+    })
+    .with_params(Some(group))
+    .init()
+    .unwrap();
     let model = pruner.attach(Mlp::new(10, 10, 2, &device)).unwrap();
     let (model, event) = pruner.step(model, 0, None).unwrap();
     let event = event.unwrap();
     assert_eq!(event.total, 120);
     assert_eq!(event.alive, 60);
     let report = SparsityReport::of(&model);
-    let rows: Vec<(&str, bool)> = report.rows.iter().map(|r| (r.path.as_str(), r.masked)).collect();
+    let rows: Vec<(&str, bool)> = report
+        .rows
+        .iter()
+        .map(|r| (r.path.as_str(), r.masked))
+        .collect();
     assert_eq!(
         rows,
-        vec![("fc1.weight", true), ("fc1.bias", false), ("fc2.weight", true), ("fc2.bias", false)]
+        vec![
+            ("fc1.weight", true),
+            ("fc1.bias", false),
+            ("fc2.weight", true),
+            ("fc2.bias", false)
+        ]
     );
-    assert_eq!(report.params(), report.rows.iter().map(|r| r.params).sum::<u64>());
+    assert_eq!(
+        report.params(),
+        report.rows.iter().map(|r| r.params).sum::<u64>()
+    );
     assert_eq!(report.params(), 132);
     let text = report.to_string();
     assert!(text.contains("fc1.weight") && text.contains("(not masked)") && text.contains("total"));

@@ -39,7 +39,9 @@ fn run(
         let (x, y) = task.batch((step as usize * 16) % 480, 16, device);
         let grads = GradientsParams::from_grads(model.loss(x, y).backward(), &model);
         model = optim.step(1e-2, model, grads);
-        let metric = pruner.is_due(step + 1).then(|| task.accuracy(&model, device));
+        let metric = pruner
+            .is_due(step + 1)
+            .then(|| task.accuracy(&model, device));
         model = pruner.step(model, step + 1, metric).unwrap().0;
     }
     model
@@ -74,13 +76,25 @@ fn n_steps_save_load_n_steps_equals_2n_steps() {
     let (decay, mut pruner) = setup();
     let clock = decay.clock();
     let model = load_masked(Mlp::new(8, 16, 3, &device), None, dir.join("model.bpk")).unwrap();
-    let mut optim = decay.init(&model).unwrap().load(dir.join("optim.bpk")).unwrap();
+    let mut optim = decay
+        .init(&model)
+        .unwrap()
+        .load(dir.join("optim.bpk"))
+        .unwrap();
     pruner.load_state(dir.join("pruner.json")).unwrap();
     assert_eq!(clock.state().step, 25, "the schedule position came back");
     let resumed = run(model, &mut optim, &mut pruner, &task, 25..50, &device);
 
-    assert_eq!(pruner.events(), straight_events.as_slice(), "same prune events and metrics");
-    assert_eq!(weights(&resumed), weights(&straight), "same weights and masks");
+    assert_eq!(
+        pruner.events(),
+        straight_events.as_slice(),
+        "same prune events and metrics"
+    );
+    assert_eq!(
+        weights(&resumed),
+        weights(&straight),
+        "same weights and masks"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -93,7 +107,10 @@ fn a_corrupt_pruner_state_names_the_file() {
     let (_, mut pruner) = setup();
     let err = pruner.load_state(&file).unwrap_err().to_string();
     assert!(
-        err.starts_with(&format!("{}: not a pruner state (JSON with events, skipped, clock)", file.display())),
+        err.starts_with(&format!(
+            "{}: not a pruner state (JSON with events, skipped, clock)",
+            file.display()
+        )),
         "{err}"
     );
     std::fs::remove_dir_all(&dir).ok();

@@ -4,13 +4,15 @@ mod common;
 
 use burn::tensor::Device;
 use common::Mlp;
-use sparse_prune::{
-    Distribution, Floor, PruneError, PruneSchedule, PrunerConfig, SparsityReport,
-};
+use sparse_prune::{Distribution, Floor, PruneError, PruneSchedule, PrunerConfig, SparsityReport};
 use sparse_reg::{GammaSchedule, SelectiveDecayConfig};
 
 fn gated(p: f64) -> PrunerConfig {
-    PrunerConfig::new(PruneSchedule::Gated { every: 10, fraction: p, floor: Floor::AtLeast(0.5) })
+    PrunerConfig::new(PruneSchedule::Gated {
+        every: 10,
+        fraction: p,
+        floor: Floor::AtLeast(0.5),
+    })
 }
 
 #[test]
@@ -31,7 +33,11 @@ fn n_gated_prunes_leave_exactly_the_expected_alive_count_and_masks_only_shrink()
             assert_eq!(e.alive, alive, "step {step}");
             assert_eq!(e.total, total as u64);
             // Masks only shrink: every entry zero before is zero now.
-            let now: Vec<bool> = common::weights(&model).concat().iter().map(|w| *w == 0.0).collect();
+            let now: Vec<bool> = common::weights(&model)
+                .concat()
+                .iter()
+                .map(|w| *w == 0.0)
+                .collect();
             if let Some(prev) = &previous {
                 assert!(prev.iter().zip(&now).all(|(a, b)| !a || *b));
             }
@@ -55,7 +61,10 @@ fn the_floor_gates_pruning_and_a_missing_metric_is_an_error() {
     let (model, e) = pruner.step(model, 10, Some(0.4)).unwrap();
     assert!(e.is_none(), "below the floor: no prune");
     let (model, e) = pruner.step(model, 10, Some(0.5)).unwrap();
-    assert!(e.is_none(), "at the floor: no prune (strictly above is required)");
+    assert!(
+        e.is_none(),
+        "at the floor: no prune (strictly above is required)"
+    );
     let (model, e) = pruner.step(model, 20, Some(0.51)).unwrap();
     assert!(e.is_some());
     let err = pruner.step(model.clone(), 30, None).unwrap_err();
@@ -66,7 +75,10 @@ fn the_floor_gates_pruning_and_a_missing_metric_is_an_error() {
          Pruner::is_due(step) is true"
     );
     let err = pruner.step(model, 30, Some(f64::NAN)).unwrap_err();
-    assert_eq!(err.to_string(), "the validation metric at step 30 is NaN: expected a finite number");
+    assert_eq!(
+        err.to_string(),
+        "the validation metric at step 30 is NaN: expected a finite number"
+    );
 }
 
 #[test]
@@ -119,10 +131,13 @@ fn prune_events_reset_the_decay_clock() {
 #[test]
 fn layer_wise_prunes_each_tensor_by_the_same_fraction_and_min_density_is_kept() {
     let device = Device::flex();
-    let mut pruner = PrunerConfig::new(PruneSchedule::OneShot { at: 1, sparsity: 0.8 })
-        .with_distribution(Distribution::LayerWise)
-        .init()
-        .unwrap();
+    let mut pruner = PrunerConfig::new(PruneSchedule::OneShot {
+        at: 1,
+        sparsity: 0.8,
+    })
+    .with_distribution(Distribution::LayerWise)
+    .init()
+    .unwrap();
     let model = pruner.attach(Mlp::new(10, 10, 5, &device)).unwrap();
     let (model, _) = pruner.step(model, 1, None).unwrap();
     for row in SparsityReport::of(&model).rows {
@@ -130,14 +145,21 @@ fn layer_wise_prunes_each_tensor_by_the_same_fraction_and_min_density_is_kept() 
         assert_eq!(row.nonzeros, keep, "{}", row.path);
     }
 
-    let mut pruner = PrunerConfig::new(PruneSchedule::OneShot { at: 1, sparsity: 0.95 })
-        .with_min_density(0.5)
-        .init()
-        .unwrap();
+    let mut pruner = PrunerConfig::new(PruneSchedule::OneShot {
+        at: 1,
+        sparsity: 0.95,
+    })
+    .with_min_density(0.5)
+    .init()
+    .unwrap();
     let model = pruner.attach(Mlp::new(10, 10, 5, &device)).unwrap();
     let (model, _) = pruner.step(model, 1, None).unwrap();
     for row in SparsityReport::of(&model).rows {
-        assert!(row.nonzeros as f64 >= 0.5 * row.params as f64, "{}", row.path);
+        assert!(
+            row.nonzeros as f64 >= 0.5 * row.params as f64,
+            "{}",
+            row.path
+        );
     }
 }
 
@@ -162,7 +184,11 @@ fn gradual_schedule_reaches_its_final_sparsity() {
             sparsities.push(e.sparsity);
         }
     }
-    assert_eq!(sparsities.len(), 4, "step 10 has target 0: nothing removed, no event");
+    assert_eq!(
+        sparsities.len(),
+        4,
+        "step 10 has target 0: nothing removed, no event"
+    );
     assert!(sparsities.windows(2).all(|w| w[0] < w[1]));
     assert!((sparsities[3] - 0.9).abs() < 0.01);
 }
@@ -170,10 +196,13 @@ fn gradual_schedule_reaches_its_final_sparsity() {
 #[test]
 fn criteria_that_need_gradients_say_so() {
     let device = Device::flex();
-    let mut pruner = PrunerConfig::new(PruneSchedule::OneShot { at: 1, sparsity: 0.5 })
-        .with_criterion(sparse_prune::CriterionConfig::Saliency)
-        .init()
-        .unwrap();
+    let mut pruner = PrunerConfig::new(PruneSchedule::OneShot {
+        at: 1,
+        sparsity: 0.5,
+    })
+    .with_criterion(sparse_prune::CriterionConfig::Saliency)
+    .init()
+    .unwrap();
     let model = pruner.attach(Mlp::new(4, 4, 2, &device)).unwrap();
     let err = pruner.step(model, 1, None).err().unwrap();
     assert_eq!(

@@ -162,7 +162,8 @@ mod tests {
             .with_penalty(Penalty::L1)
             .with_coupling(Coupling::Decoupled);
         let json = serde_json_like(&c);
-        let back: SelectiveDecayConfig = SelectiveDecayConfig::load_binary(json.as_bytes()).unwrap();
+        let back: SelectiveDecayConfig =
+            SelectiveDecayConfig::load_binary(json.as_bytes()).unwrap();
         assert_eq!(back.relevance, c.relevance);
         assert_eq!(back.schedule, c.schedule);
         assert_eq!(back.penalty, c.penalty);

@@ -89,8 +89,10 @@ impl<O: Optimizer> SelectiveDecay<O> {
             None => Ok(ModuleOptimizer::from(self)),
             Some(group) => {
                 if select_params(model, Some(&group)).is_empty() {
-                    let all: Vec<String> =
-                        crate::float_params(model).into_iter().map(|p| p.path).collect();
+                    let all: Vec<String> = crate::float_params(model)
+                        .into_iter()
+                        .map(|p| p.path)
+                        .collect();
                     return Err(ConfigError::new(
                         "SelectiveDecayConfig.params",
                         format!(

@@ -36,7 +36,10 @@ impl ConfigError {
         if value.is_finite() && value >= 0.0 {
             Ok(())
         } else {
-            Err(Self::new(field, format!("expected a finite number >= 0, got {value}")))
+            Err(Self::new(
+                field,
+                format!("expected a finite number >= 0, got {value}"),
+            ))
         }
     }
 
@@ -45,7 +48,10 @@ impl ConfigError {
         if value.is_finite() && value > 0.0 {
             Ok(())
         } else {
-            Err(Self::new(field, format!("expected a finite number > 0, got {value}")))
+            Err(Self::new(
+                field,
+                format!("expected a finite number > 0, got {value}"),
+            ))
         }
     }
 }

@@ -118,10 +118,18 @@ mod tests {
             Relevance::Hyperbolic { alpha: 0.1 },
             Relevance::Lobster,
         ] {
-            let got = rel.scaled_factor(&g, 0.25).unwrap().into_data().try_to_vec::<f32>().unwrap();
+            let got = rel
+                .scaled_factor(&g, 0.25)
+                .unwrap()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
             for (x, y) in grads.iter().zip(got) {
                 let want = 0.25 * rel.factor(*x as f64);
-                assert!((want - y as f64).abs() < 1e-6, "{rel:?} at {x}: {want} vs {y}");
+                assert!(
+                    (want - y as f64).abs() < 1e-6,
+                    "{rel:?} at {x}: {want} vs {y}"
+                );
             }
         }
         assert!(Relevance::Constant.scaled_factor(&g, 0.25).is_none());

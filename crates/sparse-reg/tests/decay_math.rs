@@ -1,4 +1,5 @@
 //! The selective decay's arithmetic, checked element by element against the formulas.
+#![allow(clippy::needless_range_loop)] // element-by-element checks read best with indices
 
 use burn::module::{Module, ParamGroup};
 use burn::nn::{Linear, LinearConfig};
@@ -37,7 +38,9 @@ fn one_sgd_step_is_w_minus_lr_times_g_plus_2_gamma_f_g_w() {
         Relevance::Constant,
     ] {
         let got = sgd_step(
-            SelectiveDecayConfig::new().with_gamma(gamma).with_relevance(relevance),
+            SelectiveDecayConfig::new()
+                .with_gamma(gamma)
+                .with_relevance(relevance),
             lr,
         );
         for i in 0..W.len() {
@@ -57,7 +60,9 @@ fn l1_and_decoupled_variants_follow_their_formulas() {
     let (lr, gamma) = (0.1, 0.05);
     let rel = Relevance::Exp { alpha: 1.0 };
     let l1 = sgd_step(
-        SelectiveDecayConfig::new().with_gamma(gamma).with_penalty(Penalty::L1),
+        SelectiveDecayConfig::new()
+            .with_gamma(gamma)
+            .with_penalty(Penalty::L1),
         lr,
     );
     let lobster = sgd_step(
@@ -69,11 +74,20 @@ fn l1_and_decoupled_variants_follow_their_formulas() {
     );
     for i in 0..W.len() {
         let (w, g) = (W[i] as f64, G[i] as f64);
-        let sign = if w > 0.0 { 1.0 } else if w < 0.0 { -1.0 } else { 0.0 };
+        let sign = if w > 0.0 {
+            1.0
+        } else if w < 0.0 {
+            -1.0
+        } else {
+            0.0
+        };
         let want_l1 = w - lr * (g + gamma * rel.factor(g) * sign);
         assert!((l1[i] as f64 - want_l1).abs() < 1e-6, "L1 entry {i}");
         let want_lobster = w - lr * g - gamma * w * (1.0 - g.abs()).max(0.0);
-        assert!((lobster[i] as f64 - want_lobster).abs() < 1e-6, "LOBSTER entry {i}");
+        assert!(
+            (lobster[i] as f64 - want_lobster).abs() < 1e-6,
+            "LOBSTER entry {i}"
+        );
     }
 }
 
@@ -91,7 +105,9 @@ fn autodiff_gradient_of_the_regularizer_with_g_held_constant_matches() {
     let autodiff = v(w.grad(&r.backward()).unwrap());
     // With lr = 1 and plain SGD, w - step(w, g) is exactly the total gradient g + dR/dw.
     let stepped = sgd_step(
-        SelectiveDecayConfig::new().with_gamma(gamma).with_relevance(relevance),
+        SelectiveDecayConfig::new()
+            .with_gamma(gamma)
+            .with_relevance(relevance),
         1.0,
     );
     for i in 0..W.len() {
@@ -114,11 +130,19 @@ fn irrelevant_entries_shrink_and_relevant_ones_get_a_plain_update() {
     let out = v(out);
     for i in 0..4 {
         // Full decay: w (1 - 2 lr gamma) = 0.9.
-        assert!((out[i] - 0.9).abs() < 1e-6, "irrelevant entry {i} = {}", out[i]);
+        assert!(
+            (out[i] - 0.9).abs() < 1e-6,
+            "irrelevant entry {i} = {}",
+            out[i]
+        );
     }
     for i in 4..8 {
         let plain = w[i] - lr as f32 * g[i];
-        assert!((out[i] - plain).abs() < 1e-9, "relevant entry {i}: {} vs {plain}", out[i]);
+        assert!(
+            (out[i] - plain).abs() < 1e-9,
+            "relevant entry {i}: {} vs {plain}",
+            out[i]
+        );
     }
 }
 
@@ -129,7 +153,10 @@ struct Mlp {
 }
 
 fn mlp(device: &Device) -> Mlp {
-    Mlp { a: LinearConfig::new(6, 5).init(device), b: LinearConfig::new(5, 2).init(device) }
+    Mlp {
+        a: LinearConfig::new(6, 5).init(device),
+        b: LinearConfig::new(5, 2).init(device),
+    }
 }
 
 fn grads(model: &Mlp, seed: u64, device: &Device) -> GradientsParams {
@@ -157,18 +184,30 @@ fn gamma_zero_is_bit_for_bit_the_inner_optimizer() {
     let zero = SelectiveDecayConfig::new().with_gamma(0.0);
     assert_eq!(
         train(model.clone(), sgd.init(), &device),
-        train(model.clone(), zero.init(sgd.build(), &model).unwrap(), &device)
+        train(
+            model.clone(),
+            zero.init(sgd.build(), &model).unwrap(),
+            &device
+        )
     );
     let adam = AdamConfig::new();
     assert_eq!(
         train(model.clone(), adam.init(), &device),
-        train(model.clone(), zero.init(adam.build(), &model).unwrap(), &device)
+        train(
+            model.clone(),
+            zero.init(adam.build(), &model).unwrap(),
+            &device
+        )
     );
     // ... and a non-zero gamma changes the result (the comparison can fail).
     let some = SelectiveDecayConfig::new().with_gamma(1e-2);
     assert_ne!(
         train(model.clone(), adam.init(), &device),
-        train(model.clone(), some.init(adam.build(), &model).unwrap(), &device)
+        train(
+            model.clone(),
+            some.init(adam.build(), &model).unwrap(),
+            &device
+        )
     );
 }
 
@@ -178,10 +217,26 @@ fn wraps_any_optimizer() {
     let model = mlp(&device);
     let config = SelectiveDecayConfig::new().with_gamma(1e-2);
     let runs = [
-        train(model.clone(), config.init(SgdConfig::new().build(), &model).unwrap(), &device),
-        train(model.clone(), config.init(AdamConfig::new().build(), &model).unwrap(), &device),
-        train(model.clone(), config.init(AdamWConfig::new().build(), &model).unwrap(), &device),
-        train(model.clone(), config.init(RmsPropConfig::new().build(), &model).unwrap(), &device),
+        train(
+            model.clone(),
+            config.init(SgdConfig::new().build(), &model).unwrap(),
+            &device,
+        ),
+        train(
+            model.clone(),
+            config.init(AdamConfig::new().build(), &model).unwrap(),
+            &device,
+        ),
+        train(
+            model.clone(),
+            config.init(AdamWConfig::new().build(), &model).unwrap(),
+            &device,
+        ),
+        train(
+            model.clone(),
+            config.init(RmsPropConfig::new().build(), &model).unwrap(),
+            &device,
+        ),
     ];
     for r in &runs {
         assert!(r.iter().all(|x| x.is_finite()));
@@ -202,11 +257,17 @@ fn selection_limits_the_decay_and_an_empty_selection_is_an_error() {
     let g2 = grads(&model, 1, &device);
     let decayed = optim.step(0.1, model.clone(), g1);
     let bare = plain.step(0.1, model.clone(), g2);
-    assert_eq!(v(decayed.a.weight.val().flatten::<1>(0, 1)), v(bare.a.weight.val().flatten::<1>(0, 1)));
-    assert_ne!(v(decayed.b.weight.val().flatten::<1>(0, 1)), v(bare.b.weight.val().flatten::<1>(0, 1)));
+    assert_eq!(
+        v(decayed.a.weight.val().flatten::<1>(0, 1)),
+        v(bare.a.weight.val().flatten::<1>(0, 1))
+    );
+    assert_ne!(
+        v(decayed.b.weight.val().flatten::<1>(0, 1)),
+        v(bare.b.weight.val().flatten::<1>(0, 1))
+    );
 
-    let none = SelectiveDecayConfig::new()
-        .with_params(Some(ParamGroup::from_regex("^conv").unwrap()));
+    let none =
+        SelectiveDecayConfig::new().with_params(Some(ParamGroup::from_regex("^conv").unwrap()));
     let err = none.init(SgdConfig::new().build(), &model).err().unwrap();
     assert_eq!(
         err.to_string(),

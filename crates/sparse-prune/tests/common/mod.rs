@@ -21,11 +21,14 @@ impl Mlp {
     }
 
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        self.fc2.forward(burn::tensor::activation::relu(self.fc1.forward(x)))
+        self.fc2
+            .forward(burn::tensor::activation::relu(self.fc1.forward(x)))
     }
 
     pub fn loss(&self, x: Tensor<2>, y: Tensor<1, Int>) -> Tensor<1> {
-        CrossEntropyLossConfig::new().init(&x.device()).forward(self.forward(x), y)
+        CrossEntropyLossConfig::new()
+            .init(&x.device())
+            .forward(self.forward(x), y)
     }
 }
 
@@ -37,21 +40,31 @@ pub struct Task {
 }
 
 fn lcg(state: &mut u64) -> f32 {
-    *state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    *state = state
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     ((*state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
 }
 
 impl Task {
     pub fn new(n: usize, inputs: usize, seed: u64) -> Self {
         let mut s = seed;
-        let teacher = [[1.0f32, -1.0, 0.5, 0.0], [-0.5, 1.0, 1.0, -1.0], [0.0, 0.2, -1.0, 1.0]];
+        let teacher = [
+            [1.0f32, -1.0, 0.5, 0.0],
+            [-0.5, 1.0, 1.0, -1.0],
+            [0.0, 0.2, -1.0, 1.0],
+        ];
         let mut x = Vec::with_capacity(n * inputs);
         let mut y = Vec::with_capacity(n);
         for _ in 0..n {
             let row: Vec<f32> = (0..inputs).map(|_| lcg(&mut s)).collect();
-            let logits: Vec<f32> =
-                teacher.iter().map(|t| t.iter().zip(&row).map(|(a, b)| a * b).sum()).collect();
-            let label = (0..3).max_by(|a, b| logits[*a].total_cmp(&logits[*b])).unwrap();
+            let logits: Vec<f32> = teacher
+                .iter()
+                .map(|t| t.iter().zip(&row).map(|(a, b)| a * b).sum())
+                .collect();
+            let label = (0..3)
+                .max_by(|a, b| logits[*a].total_cmp(&logits[*b]))
+                .unwrap();
             x.extend(row);
             y.push(label as i64);
         }
@@ -64,7 +77,10 @@ impl Task {
 
     pub fn batch(&self, start: usize, size: usize, device: &Device) -> (Tensor<2>, Tensor<1, Int>) {
         let end = (start + size).min(self.len());
-        let x = TensorData::new(self.x[start * self.inputs..end * self.inputs].to_vec(), [end - start, self.inputs]);
+        let x = TensorData::new(
+            self.x[start * self.inputs..end * self.inputs].to_vec(),
+            [end - start, self.inputs],
+        );
         let y = TensorData::new(self.y[start..end].to_vec(), [end - start]);
         (Tensor::from_data(x, device), Tensor::from_data(y, device))
     }
