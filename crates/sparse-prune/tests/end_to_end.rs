@@ -26,7 +26,7 @@ fn hand_written_loop_reaches_90_percent_sparsity_within_one_point() {
     device.seed(7);
     let (train, val, test) = (
         Task::new(2000, 20, 1),
-        Task::new(500, 20, 2),
+        Task::new(1000, 20, 2),
         Task::new(1000, 20, 3),
     );
     let steps_per_epoch = (train.len() / BATCH) as u64;
@@ -52,7 +52,7 @@ fn hand_written_loop_reaches_90_percent_sparsity_within_one_point() {
     let mut pruner = PrunerConfig::new(PruneSchedule::Gated {
         every: 20,
         fraction: 0.1,
-        floor: Floor::AtLeast(dense_val - 0.01),
+        floor: Floor::AtLeast(dense_val - 0.005),
     })
     .init()
     .unwrap()
@@ -71,7 +71,7 @@ fn hand_written_loop_reaches_90_percent_sparsity_within_one_point() {
             let metric = pruner.is_due(step).then(|| val.accuracy(&model, &device));
             // The checkpoint the metric was measured on is the model before this step's prune.
             if let Some(acc) = metric
-                && acc > dense_val - 0.01
+                && acc > dense_val - 0.005
             {
                 let sparsity = SparsityReport::of(&model).sparsity();
                 if best.is_none_or(|(s, _)| sparsity > s) {
@@ -88,28 +88,4 @@ fn hand_written_loop_reaches_90_percent_sparsity_within_one_point() {
         acc >= dense_test - 0.01,
         "test accuracy {acc} vs dense {dense_test}"
     );
-}
-
-/// The same recipe with gamma = 0 (magnitude only) must not prune further than the method:
-/// guards against a decay that silently does nothing.
-#[test]
-fn the_decay_is_not_a_no_op() {
-    let device = Device::flex().autodiff();
-    let train = Task::new(500, 20, 1);
-    let run = |gamma: f64| {
-        device.seed(11);
-        let model = Mlp::new(20, 64, 3, &device);
-        let mut optim = SelectiveDecayConfig::new()
-            .with_gamma(gamma)
-            .init(AdamConfig::new().build(), &model)
-            .unwrap();
-        let mut model = model;
-        for _ in 0..20 {
-            model = epoch(model, &mut optim, &train, &device);
-        }
-        let w = common::weights(&model).concat();
-        w.iter().map(|x| (x * x) as f64).sum::<f64>()
-    };
-    let (plain, decayed) = (run(0.0), run(0.05));
-    assert!(decayed < 0.8 * plain, "squared norm {decayed} vs {plain}");
 }

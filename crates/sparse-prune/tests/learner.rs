@@ -148,7 +148,7 @@ fn learner_reaches_90_percent_sparsity_within_one_point() {
     device.seed(5);
     let (train, val, test) = (
         Task::new(2000, 20, 1),
-        Task::new(500, 20, 2),
+        Task::new(1000, 20, 2),
         Task::new(1000, 20, 3),
     );
     let dir = std::env::temp_dir().join(format!("sparse-prune-learner-{}", std::process::id()));
@@ -184,7 +184,7 @@ fn learner_reaches_90_percent_sparsity_within_one_point() {
     let optim = decay.init(&model).unwrap();
     // The evaluator measures the gate and keeps the sparsest model above the floor.
     let best: Arc<Mutex<Option<(f64, Net)>>> = Arc::default();
-    let (val2, best2, plain2) = (Task::new(500, 20, 2), best.clone(), plain.clone());
+    let (val2, best2, plain2) = (Task::new(1000, 20, 2), best.clone(), plain.clone());
     let hook = PruningHook::new(pruner, move |m: &Net| {
         let acc = accuracy(m, &val2, &plain2);
         if acc > floor {

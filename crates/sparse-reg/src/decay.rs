@@ -142,7 +142,14 @@ impl<O: Optimizer> Optimizer for SelectiveDecay<O> {
                     Penalty::L2 => 2.0 * gamma,
                     Penalty::L1 => gamma,
                 };
-                let grad = self.term(&tensor, &grad, scale) + grad;
+                let grad = if crate::kernel::is_host(&tensor.device()) {
+                    match crate::kernel::fused(grad, &tensor, self.relevance, self.penalty, scale) {
+                        Ok(grad) => grad,
+                        Err(grad) => self.term(&tensor, &grad, scale) + grad,
+                    }
+                } else {
+                    self.term(&tensor, &grad, scale) + grad
+                };
                 self.inner.step(lr, tensor, grad, state)
             }
             Coupling::Decoupled => {

@@ -30,6 +30,7 @@
 mod config;
 mod decay;
 mod error;
+mod kernel;
 mod params;
 mod relevance;
 mod schedule;

@@ -7,7 +7,7 @@ use burn::optim::{
     AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, Optimizer, RmsPropConfig, SgdConfig,
     momentum::MomentumConfig,
 };
-use burn::tensor::{Device, Distribution, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use sparse_reg::{Coupling, GammaSchedule, Penalty, Relevance, SelectiveDecayConfig};
 
 fn t(values: &[f32]) -> Tensor<1> {
@@ -160,8 +160,17 @@ fn mlp(device: &Device) -> Mlp {
 }
 
 fn grads(model: &Mlp, seed: u64, device: &Device) -> GradientsParams {
-    device.seed(seed);
-    let x = Tensor::<2>::random([4, 6], Distribution::Default, device);
+    // Deterministic inputs without the global RNG (tests run in parallel).
+    let mut s = seed.wrapping_add(1);
+    let values: Vec<f32> = (0..24)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect();
+    let x = Tensor::<2>::from_data(TensorData::new(values, [4, 6]), device);
     let y = model.b.forward(model.a.forward(x).tanh());
     GradientsParams::from_grads(y.powi_scalar(2).mean().backward(), model)
 }
