@@ -142,11 +142,8 @@ impl<O: Optimizer> Optimizer for SelectiveDecay<O> {
                     Penalty::L2 => 2.0 * gamma,
                     Penalty::L1 => gamma,
                 };
-                let grad = if crate::kernel::is_host(&tensor.device()) {
-                    match crate::kernel::fused(grad, &tensor, self.relevance, self.penalty, scale) {
-                        Ok(grad) => grad,
-                        Err(grad) => self.term(&tensor, &grad, scale) + grad,
-                    }
+                let grad = if crate::kernel::applies(&grad, &tensor) {
+                    crate::kernel::fused(grad, &tensor, self.relevance, self.penalty, scale)
                 } else {
                     self.term(&tensor, &grad, scale) + grad
                 };
