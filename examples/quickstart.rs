@@ -2,6 +2,7 @@
 //!
 //!     cargo run --release --example quickstart                 # flex (CPU, default)
 //!     cargo run --release --example quickstart --features wgpu # GPU (or Mesa lavapipe)
+//!     cargo run --release --example quickstart -- --help        # options
 //!
 //! A 20-256-3 perceptron learns a task that depends on 4 of its 20 inputs; then Adam wrapped
 //! in SelectiveDecay trains it while the gated global magnitude pruner removes 10 % of the
@@ -13,6 +14,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use clap::Parser;
 use sparse_prune::{Floor, PruneSchedule, PrunerConfig, SparsityReport};
 use sparse_reg::{GammaSchedule, SelectiveDecayConfig};
 
@@ -64,8 +66,21 @@ fn accuracy(model: &Mlp, (x, y): &(Tensor<2>, Tensor<1, Int>)) -> f64 {
     pred.equal(y.clone()).int().sum().into_scalar::<i64>() as f64 / y.dims()[0] as f64
 }
 
+/// The method on generated data.
+#[derive(Parser)]
+struct Args {
+    /// Epochs of dense training before pruning starts.
+    #[arg(long, default_value_t = 5)]
+    dense_epochs: usize,
+    /// Epochs of training with the decay and the gated pruner.
+    #[arg(long, default_value_t = 30)]
+    prune_epochs: usize,
+}
+
 fn main() {
+    let args = Args::parse();
     let device = sparse_examples::backend::autodiff();
+    println!("backend: {}", sparse_examples::backend::name());
     device.seed(42);
     let (train, val, test) = (
         data(4000, 1, &device),
@@ -81,7 +96,7 @@ fn main() {
 
     // 1. Dense training.
     let mut optim = AdamConfig::new().init();
-    for _ in 0..5 {
+    for _ in 0..args.dense_epochs {
         for b in 0..4000 / batch {
             let (x, y) = (
                 train.0.clone().narrow(0, b * batch, batch),
@@ -121,7 +136,7 @@ fn main() {
     model = pruner.attach(model).expect("masks attach");
     let mut optim = decay.init(&model).expect("valid selection");
     let (mut step, mut best) = (0u64, None);
-    for epoch in 1..=30 {
+    for epoch in 1..=args.prune_epochs {
         for b in 0..4000 / batch {
             let (x, y) = (
                 train.0.clone().narrow(0, b * batch, batch),
