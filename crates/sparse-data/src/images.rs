@@ -1,0 +1,203 @@
+//! MNIST-format image sets (MNIST, Fashion-MNIST): loading, the embedded subset, splits.
+
+use std::path::{Path, PathBuf};
+
+use crate::{DataError, IdxArray, parse_idx, read_idx};
+
+/// Which half of an MNIST-format data set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    /// The training files (`train-*`).
+    Train,
+    /// The test files (`t10k-*`).
+    Test,
+}
+
+impl Split {
+    fn prefix(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Test => "t10k",
+        }
+    }
+}
+
+/// Grey-scale images with labels, row-major `u8` pixels.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageSet {
+    /// `len * rows * cols` pixels.
+    pub pixels: Vec<u8>,
+    /// One label per image, `< 10`.
+    pub labels: Vec<u8>,
+    /// Image height.
+    pub rows: usize,
+    /// Image width.
+    pub cols: usize,
+}
+
+/// Where the Debian package `dataset-fashion-mnist` installs the full Fashion-MNIST.
+pub const DEBIAN_FASHION_MNIST: &str = "/usr/share/datasets/fashion-mnist";
+
+const EMBEDDED_TRAIN_IMAGES: &[u8] = include_bytes!("../data/train-images-idx3-ubyte.gz");
+const EMBEDDED_TRAIN_LABELS: &[u8] = include_bytes!("../data/train-labels-idx1-ubyte.gz");
+const EMBEDDED_TEST_IMAGES: &[u8] = include_bytes!("../data/t10k-images-idx3-ubyte.gz");
+const EMBEDDED_TEST_LABELS: &[u8] = include_bytes!("../data/t10k-labels-idx1-ubyte.gz");
+
+impl ImageSet {
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether there are no images.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Pixels per image.
+    pub fn image_size(&self) -> usize {
+        self.rows * self.cols
+    }
+
+    /// Load `split` from `dir`, which holds `train-images-idx3-ubyte[.gz]`,
+    /// `train-labels-idx1-ubyte[.gz]`, `t10k-images-idx3-ubyte[.gz]`, `t10k-labels-idx1-ubyte[.gz]`.
+    pub fn load_dir(dir: impl AsRef<Path>, split: Split) -> Result<Self, DataError> {
+        let dir = dir.as_ref();
+        let images = find(dir, &format!("{}-images-idx3-ubyte", split.prefix()))?;
+        let labels = find(dir, &format!("{}-labels-idx1-ubyte", split.prefix()))?;
+        Self::from_idx(&images, read_idx(&images)?, &labels, read_idx(&labels)?)
+    }
+
+    /// The embedded subset of Fashion-MNIST (MIT licence, (c) Zalando SE): the first 6,000
+    /// training and the first 1,000 test images, for runs with no data installed.
+    ///
+    /// ```
+    /// use sparse_data::{ImageSet, Split};
+    /// let test = ImageSet::embedded(Split::Test);
+    /// assert_eq!(test.len(), 1000);
+    /// assert_eq!((test.rows, test.cols), (28, 28));
+    /// ```
+    pub fn embedded(split: Split) -> Self {
+        let (images, labels) = match split {
+            Split::Train => (EMBEDDED_TRAIN_IMAGES, EMBEDDED_TRAIN_LABELS),
+            Split::Test => (EMBEDDED_TEST_IMAGES, EMBEDDED_TEST_LABELS),
+        };
+        let (ip, lp) = (
+            Path::new("<embedded images>"),
+            Path::new("<embedded labels>"),
+        );
+        let parsed =
+            parse_idx(ip, images).and_then(|i| Self::from_idx(ip, i, lp, parse_idx(lp, labels)?));
+        parsed.expect("the embedded subset is valid (checked by the tests)")
+    }
+
+    /// Check and combine an images array `[n, rows, cols]` and a labels array `[n]`.
+    pub fn from_idx(
+        images_path: &Path,
+        images: IdxArray,
+        labels_path: &Path,
+        labels: IdxArray,
+    ) -> Result<Self, DataError> {
+        let [n, rows, cols] = images.dims[..] else {
+            return Err(DataError::new(
+                images_path,
+                format!(
+                    "expected images with 3 dimensions [count, rows, cols], found {:?}",
+                    images.dims
+                ),
+            ));
+        };
+        let [m] = labels.dims[..] else {
+            return Err(DataError::new(
+                labels_path,
+                format!(
+                    "expected labels with 1 dimension [count], found {:?}",
+                    labels.dims
+                ),
+            ));
+        };
+        if n != m {
+            return Err(DataError::new(
+                labels_path,
+                format!(
+                    "{m} labels for {n} images in {}: expected one label per image",
+                    images_path.display()
+                ),
+            ));
+        }
+        if let Some(i) = labels.data.iter().position(|l| *l > 9) {
+            return Err(DataError::new(
+                labels_path,
+                format!(
+                    "label {} of image {i} is out of range: expected a class in 0..=9",
+                    labels.data[i]
+                ),
+            ));
+        }
+        Ok(Self {
+            pixels: images.data,
+            labels: labels.data,
+            rows,
+            cols,
+        })
+    }
+
+    /// Split off a seeded random validation set of `n_val` images (never the test set).
+    /// Returns `(train, validation)`.
+    pub fn split_validation(self, n_val: usize, seed: u64) -> Result<(Self, Self), DataError> {
+        if n_val >= self.len() {
+            return Err(DataError::new(
+                "<validation split>",
+                format!(
+                    "{n_val} validation images requested from a set of {}: expected fewer",
+                    self.len()
+                ),
+            ));
+        }
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        let mut state = seed;
+        for i in (1..order.len()).rev() {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            order.swap(i, (z % (i as u64 + 1)) as usize);
+        }
+        let (val_idx, train_idx) = order.split_at(n_val);
+        let mut val_idx = val_idx.to_vec();
+        let mut train_idx = train_idx.to_vec();
+        val_idx.sort_unstable();
+        train_idx.sort_unstable();
+        Ok((self.subset(&train_idx), self.subset(&val_idx)))
+    }
+
+    fn subset(&self, idx: &[usize]) -> Self {
+        let s = self.image_size();
+        Self {
+            pixels: idx
+                .iter()
+                .flat_map(|i| self.pixels[i * s..(i + 1) * s].iter().copied())
+                .collect(),
+            labels: idx.iter().map(|i| self.labels[*i]).collect(),
+            rows: self.rows,
+            cols: self.cols,
+        }
+    }
+}
+
+fn find(dir: &Path, stem: &str) -> Result<PathBuf, DataError> {
+    for name in [format!("{stem}.gz"), stem.to_string()] {
+        let p = dir.join(&name);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    Err(DataError::new(
+        dir,
+        format!(
+            "no {stem}.gz (or {stem}) here: expected the MNIST-format files; for Fashion-MNIST \
+             on Debian `apt install dataset-fashion-mnist` puts them in {DEBIAN_FASHION_MNIST}"
+        ),
+    ))
+}
