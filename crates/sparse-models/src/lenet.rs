@@ -7,6 +7,24 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
+/// A model that maps images `[batch, 1, 28, 28]` to class logits `[batch, classes]`.
+pub trait ImageClassifier: Module {
+    /// The logits.
+    fn logits(&self, images: Tensor<4>) -> Tensor<2>;
+}
+
+impl ImageClassifier for LeNet300 {
+    fn logits(&self, images: Tensor<4>) -> Tensor<2> {
+        self.forward(images)
+    }
+}
+
+impl ImageClassifier for LeNet5 {
+    fn logits(&self, images: Tensor<4>) -> Tensor<2> {
+        self.forward(images)
+    }
+}
+
 /// LeNet-300-100: a 784-300-100-10 perceptron with ReLU (266,610 parameters).
 ///
 /// ```

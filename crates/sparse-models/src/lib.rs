@@ -3,4 +3,4 @@
 
 mod lenet;
 
-pub use lenet::{LeNet5, LeNet300};
+pub use lenet::{ImageClassifier, LeNet5, LeNet300};
