@@ -379,7 +379,7 @@ fn train<M: ImageClassifier>(
             let report = SparsityReport::of(&model);
             writeln!(
                 csv,
-                "{step},{},{val_acc:.5},{test_acc:.5},{},{:.6},{:.3e}",
+                "{step},{:.3},{val_acc:.5},{test_acc:.5},{},{:.6},{:.3e}",
                 step as f64 / steps_per_epoch as f64,
                 report.nonzeros(),
                 report.sparsity(),
