@@ -367,7 +367,7 @@ fn train<M: ImageClassifier>(
                 GradientsParams::from_grads(loss.backward(), &model),
             );
             step += 1;
-            if step % every != 0 {
+            if !step.is_multiple_of(every) {
                 model = pruner.step(model, step, None)?.0; // advances the decay clock
                 continue;
             }
