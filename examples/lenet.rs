@@ -103,6 +103,9 @@ struct Args {
     /// Overwrite a run directory that already holds results.
     #[arg(long)]
     force: bool,
+    /// Continue the run in --out from its last checkpoint (written at every prune check).
+    #[arg(long)]
+    resume: bool,
 }
 
 /// A data set as normalised f32 images, ready to batch.
@@ -169,7 +172,73 @@ fn permutation(n: usize, seed: u64) -> Vec<usize> {
     order
 }
 
-#[derive(Serialize, Clone)]
+/// Where a run stands: written last in each checkpoint, so a checkpoint is complete iff its
+/// progress.json exists.
+#[derive(Serialize, serde::Deserialize, Clone)]
+struct Progress {
+    step: u64,
+    best: Option<Best>,
+    dense_val: f64,
+    dense_test: f64,
+    floor: f64,
+}
+
+/// Write model (weights + masks), optimizer, pruner/clock and progress atomically: into
+/// `checkpoint.tmp`, then swapped with `checkpoint`; a kill at any point leaves one complete.
+fn save_checkpoint<M: ImageClassifier>(
+    out: &std::path::Path,
+    model: &M,
+    optim: &ModuleOptimizer,
+    pruner: &Pruner,
+    progress: &Progress,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let (tmp, dir, old) = (
+        out.join("checkpoint.tmp"),
+        out.join("checkpoint"),
+        out.join("checkpoint.old"),
+    );
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp)?;
+    model.clone().save_file(tmp.join("model.bpk"))?;
+    optim.save(tmp.join("optim.bpk"))?;
+    pruner.save_state(tmp.join("pruner.json"))?;
+    std::fs::write(
+        tmp.join("progress.json"),
+        serde_json::to_string_pretty(progress)?,
+    )?;
+    let _ = std::fs::remove_dir_all(&old);
+    if dir.exists() {
+        std::fs::rename(&dir, &old)?;
+    }
+    std::fs::rename(&tmp, &dir)?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+/// The newest complete checkpoint of a run directory.
+fn find_checkpoint(
+    out: &std::path::Path,
+) -> Result<(PathBuf, Progress), Box<dyn std::error::Error>> {
+    for dir in [out.join("checkpoint"), out.join("checkpoint.old")] {
+        let file = dir.join("progress.json");
+        if let Ok(text) = std::fs::read_to_string(&file) {
+            let p: Progress = serde_json::from_str(&text).map_err(|e| {
+                format!(
+                    "{}: not a progress record of this example: {e}",
+                    file.display()
+                )
+            })?;
+            return Ok((dir, p));
+        }
+    }
+    Err(format!(
+        "{}: no checkpoint to resume (checkpoints are written at every prune check of the pruning phase)",
+        out.display()
+    )
+    .into())
+}
+
+#[derive(Serialize, serde::Deserialize, Clone)]
 struct Best {
     remaining: f64,
     compression: f64,
@@ -199,7 +268,7 @@ fn train<M: ImageClassifier>(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     // Nothing a user has is overwritten silently.
-    if args.out.join("summary.json").exists() && !args.force {
+    if args.out.join("summary.json").exists() && !args.force && !args.resume {
         return Err(format!(
             "{} already holds the results of a run (summary.json): choose another --out or pass --force",
             args.out.display()
@@ -250,34 +319,27 @@ fn train<M: ImageClassifier>(
     device.seed(args.seed);
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
     let steps_per_epoch = (train.len() / args.batch) as u64;
-    let mut model = init(&device);
-
-    // 1. Dense training (Adam, as the paper).
-    let mut optim: ModuleOptimizer = AdamConfig::new().with_epsilon(1e-8).init();
-    for epoch in 0..dense_epochs {
-        let order = permutation(train.len(), args.seed ^ (epoch as u64 + 1));
-        for b in order.chunks_exact(args.batch) {
-            let (x, y) = train.batch(b, &device);
-            let loss = loss_fn.forward(model.logits(x), y);
-            model = optim.step(
-                args.lr,
-                model.clone(),
-                GradientsParams::from_grads(loss.backward(), &model),
-            );
+    let resume = if args.resume {
+        Some(find_checkpoint(&args.out)?)
+    } else {
+        None
+    };
+    let (model, dense_val, dense_test) = match &resume {
+        Some((dir, p)) => {
+            println!("resuming from {} at step {}", dir.display(), p.step);
+            args.floor = Some(p.floor);
+            (init(&device), p.dense_val, p.dense_test)
         }
-        println!(
-            "dense epoch {:3}: validation {:.2} %",
-            epoch + 1,
-            100.0 * accuracy(&model, &val, &device)
-        );
-    }
-    let dense_val = accuracy(&model, &val, &device);
-    let dense_test = accuracy(&model, &test, &device);
-    println!(
-        "dense: validation {:.2} %, test {:.2} %",
-        100.0 * dense_val,
-        100.0 * dense_test
-    );
+        None => dense_phase(
+            init(&device),
+            &args,
+            dense_epochs,
+            &train,
+            &val,
+            &test,
+            &device,
+        ),
+    };
     let floor = *args.floor.get_or_insert(dense_val - 0.01);
     println!(
         "pruning: every {every} steps remove {:.1} % of the alive weights while validation > {:.2} %",
@@ -346,16 +408,45 @@ fn train<M: ImageClassifier>(
     let mut pruner: Pruner = PrunerConfig::new(schedule)
         .init()?
         .with_decay_clock(decay.clock());
-    let mut model = pruner.attach(model)?;
-    let mut optim = decay.clone().init(&model)?; // the clone shares the clock
+    let (mut model, mut optim, mut step, mut best) = match &resume {
+        None => {
+            let model = pruner.attach(model)?;
+            let optim = decay.clone().init(&model)?; // the clone shares the clock
+            (model, optim, 0u64, None)
+        }
+        Some((dir, p)) => {
+            let model = sparse_prune::load_masked(model, None, dir.join("model.bpk"))?;
+            let optim = decay.clone().init(&model)?.load(dir.join("optim.bpk"))?;
+            pruner.load_state(dir.join("pruner.json"))?;
+            (model, optim, p.step, p.best.clone())
+        }
+    };
 
-    let mut csv = std::fs::File::create(args.out.join("metrics.csv"))?;
-    writeln!(csv, "step,epoch,val_acc,test_acc,alive,sparsity,gamma")?;
-    let mut best: Option<Best> = None;
-    let mut step = 0u64;
-    'training: for epoch in 0.. {
+    let metrics = args.out.join("metrics.csv");
+    let mut rows = String::from("step,epoch,val_acc,test_acc,alive,sparsity,gamma\n");
+    if resume.is_some() {
+        // Keep the rows up to the checkpoint; later ones are measured again.
+        let old = std::fs::read_to_string(&metrics).unwrap_or_default();
+        for line in old.lines().skip(1) {
+            if line
+                .split(',')
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .is_some_and(|s| s <= step)
+            {
+                rows.push_str(line);
+                rows.push('\n');
+            }
+        }
+    }
+    std::fs::write(&metrics, rows)?;
+    let mut csv = std::fs::OpenOptions::new().append(true).open(&metrics)?;
+    'training: for epoch in (step / steps_per_epoch) as usize.. {
         let order = permutation(train.len(), args.seed ^ (1000 + epoch as u64));
-        for b in order.chunks_exact(args.batch) {
+        for (i, b) in order.chunks_exact(args.batch).enumerate() {
+            if (epoch as u64 * steps_per_epoch + i as u64) < step {
+                continue; // already done before the checkpoint
+            }
             if step >= total_steps {
                 break 'training;
             }
@@ -400,6 +491,14 @@ fn train<M: ImageClassifier>(
             }
             let (m, event) = pruner.step(model, step, Some(val_acc))?;
             model = m;
+            let progress = Progress {
+                step,
+                best: best.clone(),
+                dense_val,
+                dense_test,
+                floor,
+            };
+            save_checkpoint(&args.out, &model, &optim, &pruner, &progress)?;
             println!(
                 "step {step:6} (epoch {:5.2}): validation {:.2} %, test {:.2} %, {:.3} % left{}",
                 step as f64 / steps_per_epoch as f64,
@@ -453,4 +552,45 @@ fn train<M: ImageClassifier>(
     }
     println!("results in {}", args.out.display());
     Ok(())
+}
+
+/// Dense training (Adam, as the paper); returns the model and its validation/test accuracy.
+fn dense_phase<M: ImageClassifier>(
+    mut model: M,
+    args: &Args,
+    dense_epochs: usize,
+    train: &Data,
+    val: &Data,
+    test: &Data,
+    device: &Device,
+) -> (M, f64, f64) {
+    let loss_fn = CrossEntropyLossConfig::new().init(device);
+
+    // 1. Dense training (Adam, as the paper).
+    let mut optim: ModuleOptimizer = AdamConfig::new().with_epsilon(1e-8).init();
+    for epoch in 0..dense_epochs {
+        let order = permutation(train.len(), args.seed ^ (epoch as u64 + 1));
+        for b in order.chunks_exact(args.batch) {
+            let (x, y) = train.batch(b, device);
+            let loss = loss_fn.forward(model.logits(x), y);
+            model = optim.step(
+                args.lr,
+                model.clone(),
+                GradientsParams::from_grads(loss.backward(), &model),
+            );
+        }
+        println!(
+            "dense epoch {:3}: validation {:.2} %",
+            epoch + 1,
+            100.0 * accuracy(&model, val, device)
+        );
+    }
+    let dense_val = accuracy(&model, val, device);
+    let dense_test = accuracy(&model, test, device);
+    println!(
+        "dense: validation {:.2} %, test {:.2} %",
+        100.0 * dense_val,
+        100.0 * dense_test
+    );
+    (model, dense_val, dense_test)
 }
