@@ -7,7 +7,8 @@
 //!     cargo run --release --example lenet -- --method magnitude   # baseline: gamma = 0
 //!     cargo run --release --example lenet --features wgpu  # on the GPU backend
 //!
-//! The run directory (`--out`) receives config.json, metrics.csv (one row per prune check) and
+//! The run directory (`--out`) receives config.json, metrics.csv (one row per prune check),
+//! accuracy.png (test accuracy against compression), checkpoint/ (for --resume) and
 //! summary.json (the sparsest checkpoint whose validation accuracy passes the floor, with its
 //! test accuracy). Validation images come from the training set, never from the test set.
 
@@ -531,6 +532,25 @@ fn train<M: ImageClassifier>(
         args.out.join("summary.json"),
         serde_json::to_string_pretty(&summary)?,
     )?;
+    // Test accuracy against compression, one point per prune check.
+    let total = report.params() as f64;
+    let points: Vec<(f64, f64)> = std::fs::read_to_string(&metrics)?
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let (acc, alive) = (
+                f.get(3)?.parse::<f64>().ok()?,
+                f.get(4)?.parse::<f64>().ok()?,
+            );
+            Some((total / alive.max(1.0), 100.0 * acc))
+        })
+        .collect();
+    let series = sparse_examples::plot::Series {
+        points,
+        color: [20, 90, 200],
+    };
+    sparse_examples::plot::plot_compression(&args.out.join("accuracy.png"), &[series], None)?;
     match best {
         Some(b) => println!(
             "sparsest checkpoint above the {:.1} % floor: step {}, {:.3} % of the weights left ({:.0}x), \
