@@ -59,6 +59,12 @@ struct Args {
     /// Directory with the MNIST-format files; the embedded Fashion-MNIST subset if absent.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Download Fashion-MNIST (checksums verified) into --data-dir (default data/fashion-mnist).
+    #[arg(long)]
+    download: bool,
+    /// Base URL to download from instead of the official host (a mirror, or a test server).
+    #[arg(long)]
+    download_url: Option<String>,
     /// Validation images held out from the training set (default: 5,000 of 60k, 500 of 6k).
     #[arg(long)]
     val_size: Option<usize>,
@@ -279,7 +285,7 @@ fn train<M: ImageClassifier>(
     std::fs::create_dir_all(&args.out)?;
     // The paper's schedule on the full data; a shorter one that fits the embedded subset.
     let mut args = args;
-    let paper = args.data_dir.is_some();
+    let paper = args.data_dir.is_some() || args.download;
     let dense_epochs = *args.dense_epochs.get_or_insert(if paper { 14 } else { 4 });
     let epochs = *args.epochs.get_or_insert(if paper { 75 } else { 30 });
     let every = *args.every.get_or_insert(if paper { 250 } else { 25 });
@@ -288,6 +294,21 @@ fn train<M: ImageClassifier>(
         args.floor.get_or_insert(0.905);
     }
 
+    if args.download {
+        let dir = args
+            .data_dir
+            .get_or_insert_with(|| PathBuf::from("data/fashion-mnist"));
+        let fetched = sparse_data::download(
+            &sparse_data::FASHION_MNIST,
+            args.download_url.as_deref(),
+            dir,
+        )?;
+        println!(
+            "{}: {} file(s) downloaded, all verified",
+            dir.display(),
+            fetched.len()
+        );
+    }
     // Data: train / validation (from the training set) / test.
     let (train_set, test_set) = match &args.data_dir {
         Some(dir) => (

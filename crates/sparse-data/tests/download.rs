@@ -1,0 +1,172 @@
+//! `download` against a local HTTP server: good files, a bad checksum, a server error, a
+//! redirect, and an unsupported URL scheme.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use sparse_data::{ImageSet, Source, Split, download, http_get, parse_idx, sha256_hex};
+
+type Routes = HashMap<String, (u16, String, Vec<u8>)>;
+
+/// Serves the routes that `make` builds from the server's own base URL (path -> (status,
+/// extra headers, body)) until the test process ends.
+fn serve(make: impl FnOnce(&str) -> Routes) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}/", listener.local_addr().unwrap());
+    let routes = Arc::new(Mutex::new(make(&base)));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            // Read the whole request head before answering.
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend(&buf[..n]),
+                }
+            }
+            let req = String::from_utf8_lossy(&req).to_string();
+            let path = req.split_whitespace().nth(1).unwrap_or("/").to_string();
+            let (status, headers, body) =
+                routes
+                    .lock()
+                    .unwrap()
+                    .get(&path)
+                    .cloned()
+                    .unwrap_or((404, String::new(), vec![]));
+            let head = format!(
+                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\n{headers}\r\n",
+                body.len()
+            );
+            let _ = s.write_all(&[head.as_bytes(), &body].concat());
+        }
+    });
+    base
+}
+
+fn data_file(name: &str) -> Vec<u8> {
+    std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("data")
+            .join(name),
+    )
+    .unwrap()
+}
+
+fn content_sha(name: &str, gz: &[u8]) -> &'static str {
+    let a = parse_idx(name, gz).unwrap();
+    let mut raw = vec![0, 0, 8, a.dims.len() as u8];
+    for d in &a.dims {
+        raw.extend((*d as u32).to_be_bytes());
+    }
+    raw.extend(&a.data);
+    Box::leak(sha256_hex(&raw).into_boxed_str())
+}
+
+const NAMES: [&str; 4] = [
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+];
+
+fn source() -> Source {
+    let files = NAMES.map(|n| (n, content_sha(n, &data_file(n))));
+    Source {
+        name: "test",
+        base_url: "http://unused/",
+        files,
+    }
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sparse-dl-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+#[test]
+fn good_files_download_verify_and_load() {
+    let base = serve(|base| {
+        let mut routes = Routes::new();
+        for n in NAMES {
+            if n.starts_with("t10k-labels") {
+                // One file behind a redirect.
+                routes.insert(
+                    format!("/{n}"),
+                    (302, format!("Location: {base}real/{n}\r\n"), vec![]),
+                );
+                routes.insert(format!("/real/{n}"), (200, String::new(), data_file(n)));
+            } else {
+                routes.insert(format!("/{n}"), (200, String::new(), data_file(n)));
+            }
+        }
+        routes
+    });
+    let dir = tmp("good");
+    let fetched = download(&source(), Some(&base), &dir).unwrap();
+    assert_eq!(fetched.len(), 4);
+    let test = ImageSet::load_dir(&dir, Split::Test).unwrap();
+    assert_eq!(test.len(), 1000);
+    // Everything present: nothing fetched again, everything verified.
+    assert!(download(&source(), Some(&base), &dir).unwrap().is_empty());
+    // A corrupted file on disk is caught by that verification.
+    std::fs::write(
+        dir.join("t10k-labels-idx1-ubyte.gz"),
+        data_file("train-labels-idx1-ubyte.gz"),
+    )
+    .unwrap();
+    let err = download(&source(), Some(&base), &dir).unwrap_err();
+    assert!(err.message.starts_with("checksum mismatch"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_bad_checksum_is_refused_and_nothing_is_saved() {
+    let base = serve(|_| {
+        // Every route serves the test labels: valid IDX, the wrong content for the others.
+        let labels = data_file("t10k-labels-idx1-ubyte.gz");
+        NAMES
+            .iter()
+            .map(|n| (format!("/{n}"), (200, String::new(), labels.clone())))
+            .collect()
+    });
+    let dir = tmp("bad");
+    let err = download(&source(), Some(&base), &dir).unwrap_err();
+    assert!(err.path.ends_with("train-images-idx3-ubyte.gz"), "{err}");
+    assert!(
+        err.message
+            .starts_with("checksum mismatch: expected SHA-256"),
+        "{err}"
+    );
+    assert!(
+        !dir.join("train-images-idx3-ubyte.gz").exists(),
+        "a file that fails is not saved"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn server_errors_and_unsupported_urls_are_clear() {
+    let broken = (
+        "/broken".to_string(),
+        (500, String::new(), b"oops".to_vec()),
+    );
+    let base = serve(|_| Routes::from([broken]));
+    let err = http_get(&format!("{base}broken")).unwrap_err();
+    assert_eq!(err.message, "the server answered HTTP 500: expected 200");
+    let err = http_get("https://example.invalid/x").unwrap_err();
+    assert!(
+        err.message
+            .starts_with("only http:// URLs can be downloaded by this build")
+    );
+    let err = http_get("http://127.0.0.1:1/x").unwrap_err();
+    assert!(
+        err.message.starts_with("cannot connect to 127.0.0.1:1"),
+        "{err}"
+    );
+}
