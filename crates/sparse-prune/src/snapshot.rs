@@ -94,11 +94,17 @@ impl ModuleVisitor for Snapshotter<'_> {
         };
         // The base was visited just before its reparameterization state.
         if let Some(last) = self.out.iter_mut().rev().find(|p| p.path == owner) {
+            // Backends store booleans differently (native, u8, u32 on wgpu): read them as ints.
             let mask = param
                 .val()
+                .int()
                 .into_data()
-                .try_to_vec::<bool>()
-                .expect("a bool tensor converts to a Vec<bool>");
+                .convert::<i32>()
+                .try_to_vec::<i32>()
+                .expect("an int tensor converts to a Vec<i32>")
+                .into_iter()
+                .map(|v| v != 0)
+                .collect();
             last.pruned = Some(mask);
         }
     }
