@@ -3,33 +3,15 @@
 
 use std::time::Instant;
 
-use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{
     AdamConfig, GradientsParams, ModuleOptimizer, Optimizer, SgdConfig, momentum::MomentumConfig,
 };
 use burn::tensor::{Device, Distribution, Int, Tensor};
 use serde_json::json;
-use sparse_models::{LeNet5, LeNet300};
+use sparse_models::{ImageClassifier, LeNet5, LeNet300};
 use sparse_prune::{Amount, PruneSchedule, PrunerConfig};
 use sparse_reg::SelectiveDecayConfig;
-
-/// A model the benchmark can train.
-trait Net: Module + Clone {
-    fn logits(&self, x: Tensor<4>) -> Tensor<2>;
-}
-
-impl Net for LeNet300 {
-    fn logits(&self, x: Tensor<4>) -> Tensor<2> {
-        self.forward(x)
-    }
-}
-
-impl Net for LeNet5 {
-    fn logits(&self, x: Tensor<4>) -> Tensor<2> {
-        self.forward(x)
-    }
-}
 
 struct Variant<M> {
     name: &'static str,
@@ -37,7 +19,12 @@ struct Variant<M> {
     optim: ModuleOptimizer,
 }
 
-fn step<M: Net>(v: &mut Variant<M>, x: &Tensor<4>, y: &Tensor<1, Int>, device: &Device) {
+fn step<M: ImageClassifier>(
+    v: &mut Variant<M>,
+    x: &Tensor<4>,
+    y: &Tensor<1, Int>,
+    device: &Device,
+) {
     let logits = v.model.logits(x.clone());
     let loss = CrossEntropyLossConfig::new()
         .init(device)
@@ -46,7 +33,7 @@ fn step<M: Net>(v: &mut Variant<M>, x: &Tensor<4>, y: &Tensor<1, Int>, device: &
     v.model = v.optim.step(1e-3, v.model.clone(), grads);
 }
 
-fn variants<M: Net, O: Optimizer>(model: M, inner: O) -> Vec<Variant<M>> {
+fn variants<M: ImageClassifier, O: Optimizer>(model: M, inner: O) -> Vec<Variant<M>> {
     let decay = SelectiveDecayConfig::new().with_gamma(1e-3);
     let mut pruner = PrunerConfig::new(PruneSchedule::OneShot {
         at: 0,
@@ -87,7 +74,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-fn measure<M: Net>(
+fn measure<M: ImageClassifier>(
     model_name: &str,
     optim_name: &str,
     mut vs: Vec<Variant<M>>,
