@@ -26,7 +26,7 @@ use sparse_models::{ImageClassifier, LeNet5, LeNet300};
 use sparse_prune::{Floor, PruneSchedule, Pruner, PrunerConfig, SparsityReport};
 use sparse_reg::{Coupling, GammaSchedule, Penalty, Relevance, SelectiveDecayConfig};
 
-#[derive(Clone, Copy, Debug, ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, ValueEnum, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 enum Model {
     Lenet5,
@@ -113,6 +113,60 @@ struct Args {
     /// Continue the run in --out from its last checkpoint (written at every prune check).
     #[arg(long)]
     resume: bool,
+    /// Start from the dense model of another run (its `dense/` directory, or the run directory
+    /// holding it) instead of training one: runs that share it share their dense start.
+    #[arg(long)]
+    from: Option<PathBuf>,
+    /// No progress line on the terminal.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// The dense model a run started from: `dense/model.bpk` + this record, in the run directory.
+#[derive(Serialize, serde::Deserialize)]
+struct DenseRecord {
+    model: Model,
+    seed: u64,
+    epochs: usize,
+    val_acc: f64,
+    test_acc: f64,
+}
+
+impl DenseRecord {
+    /// The dense start saved under `dir` (a `dense/` directory or a run directory holding one).
+    fn load(
+        dir: &std::path::Path,
+        model: Model,
+    ) -> Result<(Self, PathBuf), Box<dyn std::error::Error>> {
+        let dir = if dir.join("dense").is_dir() {
+            dir.join("dense")
+        } else {
+            dir.to_path_buf()
+        };
+        let file = dir.join("dense.json");
+        let text = std::fs::read_to_string(&file).map_err(|e| {
+            format!(
+                "{}: cannot read the dense start record: {e}",
+                file.display()
+            )
+        })?;
+        let record: Self = serde_json::from_str(&text).map_err(|e| {
+            format!(
+                "{}: not a dense start record of this example: {e}",
+                file.display()
+            )
+        })?;
+        if record.model as u8 != model as u8 {
+            return Err(format!(
+                "{}: the dense start is a {:?}, this run trains a {:?} (--model)",
+                file.display(),
+                record.model,
+                model
+            )
+            .into());
+        }
+        Ok((record, dir.join("model.bpk")))
+    }
 }
 
 /// A data set as normalised f32 images, ready to batch.
@@ -164,6 +218,53 @@ fn accuracy<M: ImageClassifier>(model: &M, data: &Data, device: &Device) -> f64 
         correct += pred.equal(y).int().sum().into_scalar::<i64>();
     }
     correct as f64 / data.len() as f64
+}
+
+/// A one-line progress display on the terminal (stderr): step, loss, validation, sparsity.
+/// Silent when stderr is not a terminal (logs, CI) or with --quiet.
+struct ProgressLine {
+    on: bool,
+    total: u64,
+    started: Instant,
+}
+
+impl ProgressLine {
+    fn new(wanted: bool, total: u64) -> Self {
+        use std::io::IsTerminal;
+        Self {
+            on: wanted && std::io::stderr().is_terminal(),
+            total,
+            started: Instant::now(),
+        }
+    }
+
+    /// Every 20 steps (reading the loss synchronises the device, so not every step).
+    fn due(&self, step: u64) -> bool {
+        self.on && step.is_multiple_of(20)
+    }
+
+    fn show(&mut self, step: u64, loss: f64, val: f64, sparsity: f64) {
+        let frac = step as f64 / self.total.max(1) as f64;
+        let width = 30;
+        let done = ((frac * width as f64) as usize).min(width);
+        let per_step = self.started.elapsed().as_secs_f64() / step.max(1) as f64;
+        let eta = per_step * self.total.saturating_sub(step) as f64;
+        eprint!(
+            "\r[{}{}] {step}/{} loss {loss:.4} val {:.2} % sparsity {:.2} % eta {:.0} s   ",
+            "#".repeat(done),
+            " ".repeat(width - done),
+            self.total,
+            100.0 * val,
+            100.0 * sparsity,
+            eta
+        );
+    }
+
+    fn clear(&self) {
+        if self.on {
+            eprint!("\r{}\r", " ".repeat(110));
+        }
+    }
 }
 
 /// A seeded permutation (the shuffle of each epoch).
@@ -352,15 +453,49 @@ fn train<M: ImageClassifier>(
             args.floor = Some(p.floor);
             (init(&device), p.dense_val, p.dense_test)
         }
-        None => dense_phase(
-            init(&device),
-            &args,
-            dense_epochs,
-            &train,
-            &val,
-            &test,
-            &device,
-        ),
+        None => match &args.from {
+            Some(from) => {
+                let (record, file) = DenseRecord::load(from, args.model)?;
+                let model = init(&device)
+                    .try_load_file(&file)
+                    .map_err(|e| format!("{}: cannot load the dense model: {e}", file.display()))?;
+                println!(
+                    "dense start {} ({} epochs, seed {}): validation {:.2} %, test {:.2} %",
+                    file.display(),
+                    record.epochs,
+                    record.seed,
+                    100.0 * record.val_acc,
+                    100.0 * record.test_acc
+                );
+                (model, record.val_acc, record.test_acc)
+            }
+            None => {
+                let (model, val_acc, test_acc) = dense_phase(
+                    init(&device),
+                    &args,
+                    dense_epochs,
+                    &train,
+                    &val,
+                    &test,
+                    &device,
+                );
+                let dir = args.out.join("dense");
+                std::fs::create_dir_all(&dir)?;
+                model.clone().save_file(dir.join("model.bpk"))?;
+                let record = DenseRecord {
+                    model: args.model,
+                    seed: args.seed,
+                    epochs: dense_epochs,
+                    val_acc,
+                    test_acc,
+                };
+                std::fs::write(
+                    dir.join("dense.json"),
+                    serde_json::to_string_pretty(&record)?,
+                )?;
+                (model, val_acc, test_acc)
+            }
+        },
     };
     let floor = *args.floor.get_or_insert(dense_val - 0.01);
     println!(
@@ -463,6 +598,8 @@ fn train<M: ImageClassifier>(
     }
     std::fs::write(&metrics, rows)?;
     let mut csv = std::fs::OpenOptions::new().append(true).open(&metrics)?;
+    let mut progress = ProgressLine::new(!args.quiet, total_steps);
+    let mut last_val = f64::NAN;
     'training: for epoch in (step / steps_per_epoch) as usize.. {
         let order = permutation(train.len(), args.seed ^ (1000 + epoch as u64));
         for (i, b) in order.chunks_exact(args.batch).enumerate() {
@@ -474,6 +611,10 @@ fn train<M: ImageClassifier>(
             }
             let (x, y) = train.batch(b, &device);
             let loss = loss_fn.forward(model.logits(x), y);
+            if progress.due(step) {
+                let sparsity = pruner.events().last().map_or(0.0, |e| e.sparsity);
+                progress.show(step, loss.clone().into_scalar::<f64>(), last_val, sparsity);
+            }
             model = optim.step(
                 args.lr,
                 model.clone(),
@@ -489,6 +630,8 @@ fn train<M: ImageClassifier>(
                 accuracy(&model, &val, &device),
                 accuracy(&model, &test, &device),
             );
+            last_val = val_acc;
+            progress.clear();
             let report = SparsityReport::of(&model);
             writeln!(
                 csv,
@@ -535,6 +678,7 @@ fn train<M: ImageClassifier>(
         }
     }
 
+    progress.clear();
     let report = SparsityReport::of(&model);
     println!("\nfinal model:\n{report}\n");
     let summary = serde_json::json!({

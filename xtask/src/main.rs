@@ -1,6 +1,8 @@
-//! Project tasks. `cargo xtask bench overhead [--quick]`: the cost of the method per step.
+//! Project tasks. `cargo xtask bench overhead [--quick]`: the cost of the method per step;
+//! `cargo xtask reproduce lenet`: the results grid of docs/RESULTS.md.
 
 mod overhead;
+mod reproduce;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +24,20 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
+    /// Reproduce a results table of docs/RESULTS.md (long: run it in the background).
+    Reproduce {
+        /// Which results.
+        #[arg(value_enum)]
+        what: Results,
+        #[command(flatten)]
+        args: Box<reproduce::Args>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Results {
+    /// LeNet-5 and LeNet-300-100 on Fashion-MNIST: methods x seeds, alpha sweep, PyTorch.
+    Lenet,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -45,6 +61,16 @@ fn main() {
             let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
             std::fs::write(&file, text).expect("write the benchmark JSON");
             eprintln!("wrote {}", file.display());
+        }
+        Command::Reproduce {
+            what: Results::Lenet,
+            args,
+        } => {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            if let Err(e) = reproduce::run(&args, &root) {
+                eprintln!("error: {e}");
+                std::process::exit(1);
+            }
         }
     }
 }

@@ -106,7 +106,10 @@ impl LeNet5 {
 
     /// Logits for images `[batch, 1, 28, 28]`.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let x = self.pool.forward(self.conv1.forward(images));
+        // Same weights and values as `self.conv1.forward(images)`, ~3x faster on flex.
+        let x = self
+            .pool
+            .forward(crate::conv2d_unfolded(&self.conv1, images));
         let x = self.pool.forward(self.conv2.forward(x));
         let x = x.flatten::<2>(1, 3);
         self.fc2.forward(relu(self.fc1.forward(x)))

@@ -2,5 +2,7 @@
 #![warn(missing_docs)]
 
 mod lenet;
+mod unfold_conv;
 
 pub use lenet::{ImageClassifier, LeNet5, LeNet300};
+pub use unfold_conv::conv2d_unfolded;

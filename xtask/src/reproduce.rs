@@ -1,0 +1,385 @@
+//! `cargo xtask reproduce lenet`: the LeNet results grid (models x methods x seeds, one shared
+//! dense start per model and seed, the PyTorch reference beside it) and its tables in
+//! `docs/RESULTS.md`.
+//!
+//! Every run is a run directory of `examples/lenet.rs` under `--out`; a finished run
+//! (summary.json) is never run again and an interrupted one is resumed from its checkpoint, so
+//! the command can be stopped and started again at will. `--report-only` rebuilds the tables
+//! from what is there.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// What to run.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// MNIST-format data (the full Fashion-MNIST from Debian's `dataset-fashion-mnist`).
+    #[arg(long, default_value = "/usr/share/datasets/fashion-mnist")]
+    pub data_dir: PathBuf,
+    /// Models, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "lenet5,lenet300")]
+    pub models: Vec<String>,
+    /// Methods of the example (`--method`), comma separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "relevance,magnitude,l2,l1,lobster,gmp"
+    )]
+    pub methods: Vec<String>,
+    /// Seeds, comma separated (each seed: its own dense start, split and shuffles).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3,4,5")]
+    pub seeds: Vec<u64>,
+    /// Extra alpha values for the paper method (alpha sweep), comma separated.
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "0.1,0.01,0.001")]
+    pub alphas: Vec<f64>,
+    /// Dense epochs and epochs with the method (the paper: 14 and 75).
+    #[arg(long, default_value_t = 14)]
+    pub dense_epochs: usize,
+    #[arg(long, default_value_t = 75)]
+    pub epochs: usize,
+    /// Run the PyTorch reference (`../shared/reference/torch_reference.py prune`) on the same
+    /// seeds and schedule, when torch is installed.
+    #[arg(long)]
+    pub torch: bool,
+    /// Path of the PyTorch reference script.
+    #[arg(long, default_value = "../shared/reference/torch_reference.py")]
+    pub torch_script: PathBuf,
+    /// Root of the run directories.
+    #[arg(long, default_value = "runs/reproduce")]
+    pub out: PathBuf,
+    /// Use this build of the lenet example instead of building one (e.g. a copy, so that
+    /// rebuilding the workspace does not change a grid that is running).
+    #[arg(long)]
+    pub exe: Option<PathBuf>,
+    /// Only rebuild the tables of docs/RESULTS.md from the runs already there.
+    #[arg(long)]
+    pub report_only: bool,
+}
+
+const BEGIN: &str = "<!-- BEGIN cargo xtask reproduce lenet -->";
+const END: &str = "<!-- END cargo xtask reproduce lenet -->";
+
+/// Run the grid (skipping what is done), then write the tables.
+pub fn run(args: &Args, root: &Path) -> Result<(), String> {
+    let out = root.join(&args.out);
+    if !args.report_only && args.exe.is_none() {
+        let status = Command::new("cargo")
+            .current_dir(root)
+            .args(["build", "--release", "--example", "lenet"])
+            .status()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        if !status.success() {
+            return Err("cargo build --release --example lenet failed".into());
+        }
+    }
+    if !args.report_only {
+        let exe = args
+            .exe
+            .clone()
+            .unwrap_or_else(|| root.join("target/release/examples/lenet"));
+        for model in &args.models {
+            for seed in &args.seeds {
+                grid_for(args, &exe, &out, model, *seed)?;
+            }
+        }
+    }
+    let tables = report(args, &out)?;
+    let file = root.join("docs/RESULTS.md");
+    let old = std::fs::read_to_string(&file).unwrap_or_default();
+    let new = match (old.find(BEGIN), old.find(END)) {
+        (Some(b), Some(e)) if b < e => {
+            format!(
+                "{}{BEGIN}\n{tables}{END}{}",
+                &old[..b],
+                &old[e + END.len()..]
+            )
+        }
+        _ => format!("{old}\n{BEGIN}\n{tables}{END}\n"),
+    };
+    std::fs::write(&file, new).map_err(|e| format!("{}: {e}", file.display()))?;
+    println!("{tables}");
+    eprintln!("wrote {}", file.display());
+    Ok(())
+}
+
+fn grid_for(args: &Args, exe: &Path, out: &Path, model: &str, seed: u64) -> Result<(), String> {
+    let dir = out.join(model);
+    let dense = dir.join(format!("dense-s{seed}"));
+    let common = |run: &Path| {
+        let mut c = Command::new(exe);
+        c.arg("--model")
+            .arg(model)
+            .arg("--data-dir")
+            .arg(&args.data_dir)
+            .arg("--seed")
+            .arg(seed.to_string())
+            .arg("--quiet")
+            .arg("--out")
+            .arg(run);
+        c
+    };
+    if !dense.join("dense/dense.json").exists() {
+        let mut c = common(&dense);
+        c.args(["--max-steps", "0", "--force", "--dense-epochs"])
+            .arg(args.dense_epochs.to_string());
+        launch(c, &dense)?;
+    }
+    let mut runs: Vec<(String, Vec<String>)> = args
+        .methods
+        .iter()
+        .map(|m| (format!("{m}-s{seed}"), vec!["--method".into(), m.clone()]))
+        .collect();
+    for a in &args.alphas {
+        runs.push((
+            format!("relevance-a{a}-s{seed}"),
+            vec![
+                "--method".into(),
+                "relevance".into(),
+                "--alpha".into(),
+                a.to_string(),
+            ],
+        ));
+    }
+    for (name, extra) in runs {
+        let run = dir.join(&name);
+        if run.join("summary.json").exists() {
+            continue;
+        }
+        let mut c = common(&run);
+        c.args(&extra)
+            .arg("--from")
+            .arg(&dense)
+            .arg("--epochs")
+            .arg(args.epochs.to_string());
+        if run.join("checkpoint/progress.json").exists()
+            || run.join("checkpoint.old/progress.json").exists()
+        {
+            c.arg("--resume");
+        } else {
+            c.arg("--force");
+        }
+        launch(c, &run)?;
+    }
+    if args.torch {
+        let file = dir.join(format!("torch-s{seed}.jsonl"));
+        let done = std::fs::read_to_string(&file)
+            .map(|t| t.contains("\"summary\": true"))
+            .unwrap_or(false);
+        if !done {
+            let log =
+                std::fs::File::create(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            eprintln!(
+                "running the PyTorch reference, {model} seed {seed} -> {}",
+                file.display()
+            );
+            let status = Command::new("python3")
+                .arg(&args.torch_script)
+                .args([
+                    "prune",
+                    "--device",
+                    "cpu",
+                    "--threads",
+                    "1",
+                    "--model",
+                    model,
+                ])
+                .arg("--data")
+                .arg(&args.data_dir)
+                .arg("--seed")
+                .arg(seed.to_string())
+                .arg("--dense-epochs")
+                .arg(args.dense_epochs.to_string())
+                .arg("--epochs")
+                .arg(args.epochs.to_string())
+                .stdout(log)
+                .status()
+                .map_err(|e| format!("cannot run python3 {}: {e}", args.torch_script.display()))?;
+            if !status.success() {
+                eprintln!("the PyTorch reference failed (is torch installed? `pip install torch`)");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn launch(mut c: Command, run: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(run).map_err(|e| format!("{}: {e}", run.display()))?;
+    let log = run.join("log.txt");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .map_err(|e| format!("{}: {e}", log.display()))?;
+    eprintln!("running {}", run.display());
+    let status = c
+        .stdout(file.try_clone().map_err(|e| e.to_string())?)
+        .stderr(file)
+        .status()
+        .map_err(|e| format!("cannot start the lenet example: {e}"))?;
+    if !status.success() {
+        return Err(format!("{} failed: see {}", run.display(), log.display()));
+    }
+    Ok(())
+}
+
+/// One finished run, as the tables need it.
+struct Outcome {
+    compression: Option<f64>,
+    test_at_best: Option<f64>,
+    /// Test accuracy at the first check at >= 100x compression whose validation passed.
+    test_at_100x: Option<f64>,
+    dense_test: f64,
+    wall_s: f64,
+}
+
+fn read_json(path: &Path) -> Option<Value> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+fn burn_outcome(run: &Path) -> Option<Outcome> {
+    let s = read_json(&run.join("summary.json"))?;
+    let total: f64 = {
+        // alive / sparsity from the first metrics row gives the parameter count
+        let csv = std::fs::read_to_string(run.join("metrics.csv")).ok()?;
+        let first = csv.lines().nth(1)?;
+        let f: Vec<&str> = first.split(',').collect();
+        let (alive, sparsity) = (f[4].parse::<f64>().ok()?, f[5].parse::<f64>().ok()?);
+        alive / (1.0 - sparsity)
+    };
+    let floor = read_json(&run.join("checkpoint/progress.json"))
+        .and_then(|p| p["floor"].as_f64())
+        .unwrap_or(0.0);
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).ok()?;
+    let test_at_100x = csv.lines().skip(1).find_map(|l| {
+        let f: Vec<f64> = l.split(',').filter_map(|v| v.parse().ok()).collect();
+        (f.len() >= 5 && total / f[4].max(1.0) >= 100.0 && f[2] > floor).then_some(f[3])
+    });
+    Some(Outcome {
+        compression: s["best"]["compression"].as_f64(),
+        test_at_best: s["best"]["test_acc"].as_f64(),
+        test_at_100x,
+        dense_test: s["dense_test_acc"].as_f64()?,
+        wall_s: s["wall_s"].as_f64()?,
+    })
+}
+
+fn torch_outcome(file: &Path) -> Option<Outcome> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let lines: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let s = lines.iter().find(|v| v["summary"] == Value::Bool(true))?;
+    let test_at_100x = lines.iter().find_map(|v| {
+        let r = v["remaining"].as_f64()?;
+        (1.0 / r >= 100.0).then(|| v["test_acc"].as_f64()).flatten()
+    });
+    Some(Outcome {
+        compression: s["best_compression"].as_f64(),
+        test_at_best: s["best_test_acc"].as_f64(),
+        test_at_100x,
+        dense_test: s["dense_test_acc"].as_f64()?,
+        wall_s: s["wall_s"].as_f64()?,
+    })
+}
+
+/// "median (min-max)" of the values, with a format for each.
+fn spread(values: &[f64], fmt: impl Fn(f64) -> String) -> String {
+    if values.is_empty() {
+        return "-".into();
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    };
+    if n == 1 {
+        fmt(median)
+    } else {
+        format!("{} ({}-{})", fmt(median), fmt(v[0]), fmt(v[n - 1]))
+    }
+}
+
+fn report(args: &Args, out: &Path) -> Result<String, String> {
+    let mut text = format!(
+        "Produced by `cargo xtask reproduce lenet --seeds {} --epochs {} --dense-epochs {}{}` \
+         (run directories under `{}`).\n\n",
+        args.seeds
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        args.epochs,
+        args.dense_epochs,
+        if args.torch { " --torch" } else { "" },
+        args.out.display()
+    );
+    for model in &args.models {
+        let dir = out.join(model);
+        let mut rows: Vec<(String, Vec<Outcome>)> = Vec::new();
+        let mut labels: Vec<(String, String)> = args
+            .methods
+            .iter()
+            .map(|m| (m.clone(), m.clone()))
+            .collect();
+        for a in &args.alphas {
+            labels.push((format!("relevance-a{a}"), format!("relevance, alpha {a}")));
+        }
+        for (prefix, label) in &labels {
+            let found: Vec<Outcome> = args
+                .seeds
+                .iter()
+                .filter_map(|s| burn_outcome(&dir.join(format!("{prefix}-s{s}"))))
+                .collect();
+            rows.push((format!("Burn: {label}"), found));
+        }
+        let torch: Vec<Outcome> = args
+            .seeds
+            .iter()
+            .filter_map(|s| torch_outcome(&dir.join(format!("torch-s{s}.jsonl"))))
+            .collect();
+        rows.push(("PyTorch reference (relevance, fused)".into(), torch));
+        text.push_str(&format!(
+            "### {model}\n\n| method | runs | compression at the floor | test acc there | test acc at >= 100x | dense test acc | wall s |\n|---|---|---|---|---|---|---|\n"
+        ));
+        for (label, found) in rows {
+            if found.is_empty() {
+                continue;
+            }
+            let pct = |v: f64| format!("{:.2} %", 100.0 * v);
+            let col = |f: &dyn Fn(&Outcome) -> Option<f64>| -> Vec<f64> {
+                found.iter().filter_map(f).collect()
+            };
+            text.push_str(&format!(
+                "| {label} | {} | {} | {} | {} | {} | {} |\n",
+                found.len(),
+                spread(&col(&|o| o.compression), |v| format!("{v:.0}x")),
+                spread(&col(&|o| o.test_at_best), pct),
+                spread(&col(&|o| o.test_at_100x), pct),
+                spread(&col(&|o| Some(o.dense_test)), pct),
+                spread(&col(&|o| Some(o.wall_s)), |v| format!("{v:.0}")),
+            ));
+        }
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spread;
+
+    #[test]
+    fn spread_is_median_min_max() {
+        let f = |v: f64| format!("{v}");
+        assert_eq!(spread(&[3.0, 1.0, 2.0], f), "2 (1-3)");
+        assert_eq!(spread(&[4.0, 1.0, 2.0, 3.0], f), "2.5 (1-4)");
+        assert_eq!(spread(&[5.0], f), "5");
+        assert_eq!(spread(&[], f), "-");
+    }
+}
