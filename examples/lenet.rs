@@ -21,7 +21,7 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
-use sparse_data::{ImageSet, Split};
+use sparse_data::{ImageSet, NormalizedImages, Split};
 use sparse_models::{ImageClassifier, LeNet5, LeNet300};
 use sparse_prune::{Floor, PruneSchedule, Pruner, PrunerConfig, SparsityReport};
 use sparse_reg::{Coupling, GammaSchedule, Penalty, Relevance, SelectiveDecayConfig};
@@ -95,8 +95,8 @@ struct Args {
     /// Fraction p of the alive weights removed per prune [paper: 0.04; embedded subset: 0.1].
     #[arg(long)]
     fraction: Option<f64>,
-    /// Validation accuracy floor Q [paper: 0.905 Fashion-MNIST, 0.98 MNIST; embedded subset:
-    /// the dense validation accuracy minus 0.01].
+    /// Validation accuracy floor Q [paper: 0.905 Fashion-MNIST, 0.98 MNIST (LeNet-5); 0.88 for
+    /// LeNet-300-100 on full data; embedded subset: the dense validation accuracy minus 0.01].
     #[arg(long)]
     floor: Option<f64>,
     /// Final sparsity of the gmp method.
@@ -169,36 +169,21 @@ impl DenseRecord {
     }
 }
 
-/// A data set as normalised f32 images, ready to batch.
-struct Data {
-    x: Vec<f32>,
-    y: Vec<i64>,
-}
+/// A data set as normalised f32 images (the paper's MNIST normalisation), ready to batch.
+struct Data(NormalizedImages);
 
 impl Data {
     fn new(set: &ImageSet) -> Self {
-        // The paper's MNIST-format normalisation.
-        let x = set
-            .pixels
-            .iter()
-            .map(|p| (*p as f32 / 255.0 - 0.1307) / 0.3081)
-            .collect();
-        Self {
-            x,
-            y: set.labels.iter().map(|l| *l as i64).collect(),
-        }
+        Self(NormalizedImages::mnist_normalised(set))
     }
 
     fn len(&self) -> usize {
-        self.y.len()
+        self.0.len()
     }
 
     fn batch(&self, idx: &[usize], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
-        let x: Vec<f32> = idx
-            .iter()
-            .flat_map(|i| self.x[i * 784..(i + 1) * 784].iter().copied())
-            .collect();
-        let y: Vec<i64> = idx.iter().map(|i| self.y[*i]).collect();
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        self.0.gather(idx, &mut x, &mut y);
         let n = idx.len();
         (
             Tensor::from_data(TensorData::new(x, [n, 1, 28, 28]), device),
@@ -392,7 +377,13 @@ fn train<M: ImageClassifier>(
     let every = *args.every.get_or_insert(if paper { 250 } else { 25 });
     let fraction = *args.fraction.get_or_insert(if paper { 0.04 } else { 0.1 });
     if paper {
-        args.floor.get_or_insert(0.905);
+        // The paper's Fashion-MNIST floor for LeNet-5 (dense ~92 % validation). It gives none
+        // for LeNet-300-100, whose dense validation accuracy is ~90 % there: 0.88 keeps the
+        // same ~2 points of slack.
+        args.floor.get_or_insert(match args.model {
+            Model::Lenet5 => 0.905,
+            Model::Lenet300 => 0.88,
+        });
     }
 
     if args.download {

@@ -1,8 +1,11 @@
 //! Project tasks. `cargo xtask bench overhead [--quick]`: the cost of the method per step;
 //! `cargo xtask reproduce lenet`: the results grid of docs/RESULTS.md.
 
+mod loader;
 mod overhead;
+mod prune_cost;
 mod reproduce;
+mod vs_torch;
 
 use clap::{Parser, Subcommand};
 
@@ -46,21 +49,42 @@ enum Which {
     All,
     /// Step time of the bare optimizer vs SelectiveDecay vs SelectiveDecay + masks.
     Overhead,
+    /// Burn against the PyTorch reference, dense and with the method.
+    Torch,
+    /// One global prune event at 0.4 M, 15 M, 60 M parameters.
+    Prune,
+    /// Loader batches per second against the training step.
+    Loader,
 }
 
 fn main() {
     let cli = Cli::parse();
     match cli.command {
         Command::Bench { which, quick } => {
-            let lines = match which {
-                Which::All | Which::Overhead => overhead::run(quick),
-            };
-            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            let script = root.join("../shared/reference/torch_reference.py");
+            let all = matches!(which, Which::All);
+            let mut jobs: Vec<(&str, Vec<serde_json::Value>)> = Vec::new();
+            if all || matches!(which, Which::Overhead) {
+                jobs.push(("overhead", overhead::run(quick)));
+            }
+            if all || matches!(which, Which::Torch) {
+                jobs.push(("vs_torch", vs_torch::run(quick, &script)));
+            }
+            if all || matches!(which, Which::Prune) {
+                jobs.push(("prune_event", prune_cost::run(quick)));
+            }
+            if all || matches!(which, Which::Loader) {
+                jobs.push(("loader", loader::run(quick)));
+            }
+            let dir = root.join("target/bench");
             std::fs::create_dir_all(&dir).expect("create target/bench");
-            let file = dir.join("overhead.json");
-            let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
-            std::fs::write(&file, text).expect("write the benchmark JSON");
-            eprintln!("wrote {}", file.display());
+            for (name, lines) in jobs {
+                let file = dir.join(format!("{name}.json"));
+                let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+                std::fs::write(&file, text).expect("write the benchmark JSON");
+                eprintln!("wrote {}", file.display());
+            }
         }
         Command::Reproduce {
             what: Results::Lenet,

@@ -13,7 +13,8 @@ use sparse_models::{ImageClassifier, LeNet5, LeNet300};
 use sparse_prune::{Amount, PruneSchedule, PrunerConfig};
 use sparse_reg::SelectiveDecayConfig;
 
-struct Variant<M> {
+/// One contestant: a model and its optimizer.
+pub struct Variant<M> {
     name: &'static str,
     model: M,
     optim: ModuleOptimizer,
@@ -33,7 +34,7 @@ fn step<M: ImageClassifier>(
     v.model = v.optim.step(1e-3, v.model.clone(), grads);
 }
 
-fn variants<M: ImageClassifier, O: Optimizer>(model: M, inner: O) -> Vec<Variant<M>> {
+pub fn variants<M: ImageClassifier, O: Optimizer>(model: M, inner: O) -> Vec<Variant<M>> {
     let decay = SelectiveDecayConfig::new().with_gamma(1e-3);
     let mut pruner = PrunerConfig::new(PruneSchedule::OneShot {
         at: 0,
@@ -64,7 +65,7 @@ fn variants<M: ImageClassifier, O: Optimizer>(model: M, inner: O) -> Vec<Variant
     ]
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
     if n % 2 == 1 {
@@ -74,7 +75,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-fn measure<M: ImageClassifier>(
+pub fn measure<M: ImageClassifier>(
     model_name: &str,
     optim_name: &str,
     mut vs: Vec<Variant<M>>,

@@ -6,12 +6,14 @@
 //! error naming the file and what was expected.
 #![warn(missing_docs)]
 
+mod batches;
 mod download;
 mod error;
 mod idx;
 mod images;
 mod sha256;
 
+pub use batches::NormalizedImages;
 pub use download::{FASHION_MNIST, Source, download, http_get};
 pub use error::DataError;
 pub use idx::{IdxArray, MAX_BYTES, parse_idx, read_idx};

@@ -381,10 +381,12 @@ impl Pruner {
         let cands: Vec<Candidate> = masked
             .iter()
             .zip(&scores)
-            .map(|(p, s)| Candidate {
-                scores: s,
-                pruned: p.pruned.as_deref().expect("filtered on masks"),
-                min_keep: (min_density * p.numel() as f64).ceil() as usize,
+            .map(|(p, s)| {
+                Candidate::new(
+                    s,
+                    p.pruned.as_deref().expect("filtered on masks"),
+                    (min_density * p.numel() as f64).ceil() as usize,
+                )
             })
             .collect();
         let alive: Vec<usize> = cands.iter().map(|c| c.alive()).collect();

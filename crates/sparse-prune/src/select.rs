@@ -1,8 +1,6 @@
 //! Choosing exactly which alive entries to prune: the k lowest scores, globally or per tensor,
 //! with ties broken by (tensor, index) order and an optional minimum of alive entries per tensor.
 
-use std::cmp::Ordering;
-
 /// One tensor as the selection sees it.
 pub(crate) struct Candidate<'a> {
     /// One score per entry.
@@ -11,69 +9,124 @@ pub(crate) struct Candidate<'a> {
     pub pruned: &'a [bool],
     /// Entries of this tensor that must stay alive.
     pub min_keep: usize,
+    /// Entries not pruned yet (counted once).
+    alive: usize,
 }
 
-impl Candidate<'_> {
+impl<'a> Candidate<'a> {
+    pub fn new(scores: &'a [f32], pruned: &'a [bool], min_keep: usize) -> Self {
+        let alive = pruned.iter().filter(|p| !**p).count();
+        Self {
+            scores,
+            pruned,
+            min_keep,
+            alive,
+        }
+    }
     pub fn alive(&self) -> usize {
-        self.pruned.iter().filter(|p| !**p).count()
+        self.alive
     }
     /// How many entries may still be removed.
     pub fn capacity(&self) -> usize {
-        self.alive().saturating_sub(self.min_keep)
+        self.alive.saturating_sub(self.min_keep)
     }
+}
+
+/// A `u32` whose order is `f32::total_cmp`'s: integer compares instead of float ones, and a
+/// plain `select_nth_unstable` on them.
+#[inline]
+fn key(s: f32) -> u32 {
+    let b = s.to_bits();
+    if b >> 31 == 1 { !b } else { b | 0x8000_0000 }
 }
 
 /// The `k` lowest-scored alive entries across `tensors` (per tensor: flat indices, ascending).
 /// NaN scores order above every number (NaN weights are never pruned silently in their
 /// place). Asking for more than are alive prunes all alive entries.
+///
+/// A radix select: a histogram of the top 16 bits of each score's order key finds the bucket
+/// that holds the k-th score; one more pass keeps every entry below that bucket and collects
+/// the bucket (a small fraction of the entries), in which the exact threshold and ties are
+/// settled. No copy of all scores, two passes over them.
 pub(crate) fn lowest_k(tensors: &[&Candidate], k: usize) -> Vec<Vec<usize>> {
     let mut out: Vec<Vec<usize>> = tensors.iter().map(|_| vec![]).collect();
+    let alive: usize = tensors.iter().map(|t| t.alive).sum();
+    let k = k.min(alive);
     if k == 0 {
         return out;
     }
-    let mut pool: Vec<f32> = tensors
-        .iter()
-        .flat_map(|t| {
-            t.scores
-                .iter()
-                .zip(t.pruned)
-                .filter(|(_, p)| !**p)
-                .map(|(s, _)| *s)
-        })
-        .collect();
-    if pool.is_empty() {
-        return out;
+    let mut hist = vec![0usize; 1 << 16];
+    for t in tensors {
+        for (_, key) in alive_keys(t) {
+            hist[(key >> 16) as usize] += 1;
+        }
     }
-    let k = k.min(pool.len());
-    let (_, thr, _) = pool.select_nth_unstable_by(k - 1, f32::total_cmp);
-    let thr = *thr;
-    drop(pool);
-    let less: usize = tensors
-        .iter()
-        .map(|t| {
-            t.scores
-                .iter()
-                .zip(t.pruned)
-                .filter(|(s, p)| !**p && s.total_cmp(&thr) == Ordering::Less)
-                .count()
-        })
-        .sum();
-    let mut ties = k - less;
-    for (t, sel) in tensors.iter().zip(out.iter_mut()) {
-        for (i, (s, p)) in t.scores.iter().zip(t.pruned).enumerate() {
-            if *p {
-                continue;
-            }
-            match s.total_cmp(&thr) {
-                Ordering::Less => sel.push(i),
-                Ordering::Equal if ties > 0 => {
-                    ties -= 1;
-                    sel.push(i)
-                }
-                _ => {}
+    let (mut bucket, mut below) = (0usize, 0usize);
+    while below + hist[bucket] < k {
+        below += hist[bucket];
+        bucket += 1;
+    }
+    let need = k - below; // taken from the bucket, >= 1
+    // Every entry under the bucket is taken; the bucket's entries wait, in (tensor, index) order.
+    let mut waiting: Vec<Vec<(usize, u32)>> = tensors.iter().map(|_| vec![]).collect();
+    for ((t, sel), wait) in tensors.iter().zip(out.iter_mut()).zip(waiting.iter_mut()) {
+        for (i, key) in alive_keys(t) {
+            let b = (key >> 16) as usize;
+            if b < bucket {
+                sel.push(i);
+            } else if b == bucket {
+                wait.push((i, key));
             }
         }
     }
+    let mut keys: Vec<u32> = waiting.iter().flatten().map(|(_, k)| *k).collect();
+    let thr = *keys.select_nth_unstable(need - 1).1;
+    let mut ties = need - keys.iter().filter(|k| **k < thr).count();
+    for (sel, wait) in out.iter_mut().zip(waiting) {
+        let picked: Vec<usize> = wait
+            .into_iter()
+            .filter(|(_, key)| {
+                *key < thr
+                    || (*key == thr && ties > 0 && {
+                        ties -= 1;
+                        true
+                    })
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if !picked.is_empty() {
+            *sel = merge(sel, &picked);
+        }
+    }
+    out
+}
+
+/// `(index, key)` of the alive entries of a tensor.
+fn alive_keys<'a>(t: &Candidate<'a>) -> impl Iterator<Item = (usize, u32)> + use<'a> {
+    let (scores, pruned) = (t.scores, t.pruned);
+    scores
+        .iter()
+        .zip(pruned)
+        .enumerate()
+        .filter(|(_, (_, p))| !**p)
+        .map(|(i, (s, _))| (i, key(*s)))
+}
+
+/// Two ascending lists as one.
+fn merge(a: &[usize], b: &[usize]) -> Vec<usize> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i] < b[j] {
+            out.push(a[i]);
+            i += 1;
+        } else {
+            out.push(b[j]);
+            j += 1;
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
     out
 }
 
@@ -125,11 +178,7 @@ mod tests {
     use super::*;
 
     fn cand<'a>(scores: &'a [f32], pruned: &'a [bool], min_keep: usize) -> Candidate<'a> {
-        Candidate {
-            scores,
-            pruned,
-            min_keep,
-        }
+        Candidate::new(scores, pruned, min_keep)
     }
 
     #[test]
@@ -172,6 +221,55 @@ mod tests {
         let pb = [false; 2];
         let t = [cand(&a, &pa, 0), cand(&b, &pb, 1)];
         assert_eq!(layer_wise(&t, &[2, 2]), vec![vec![1, 2], vec![1]]);
+    }
+
+    /// The selection against sorting every alive (score, tensor, index), on random scores
+    /// with many ties and across bucket edges.
+    #[test]
+    fn matches_a_full_sort() {
+        let mut seed = 17u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as u32
+        };
+        for round in 0..50 {
+            let sizes = [1 + next() as usize % 300, 1 + next() as usize % 300];
+            let scores: Vec<Vec<f32>> = sizes
+                .iter()
+                .map(|n| {
+                    (0..*n)
+                        .map(|_| match round % 3 {
+                            0 => (next() % 7) as f32 * 0.25 - 0.5,
+                            1 => f32::from_bits(next()),
+                            _ => (next() as f32 / u32::MAX as f32) * 1e-3,
+                        })
+                        .collect()
+                })
+                .collect();
+            let pruned: Vec<Vec<bool>> = sizes
+                .iter()
+                .map(|n| (0..*n).map(|_| next() % 4 == 0).collect())
+                .collect();
+            let t: Vec<Candidate> = (0..2).map(|i| cand(&scores[i], &pruned[i], 0)).collect();
+            let mut all: Vec<(f32, usize, usize)> = Vec::new();
+            for (ti, (s, p)) in scores.iter().zip(&pruned).enumerate() {
+                for (i, (v, d)) in s.iter().zip(p).enumerate() {
+                    if !d {
+                        all.push((*v, ti, i));
+                    }
+                }
+            }
+            all.sort_by(|a, b| a.0.total_cmp(&b.0).then((a.1, a.2).cmp(&(b.1, b.2))));
+            let k = next() as usize % (all.len() + 2);
+            let mut want = vec![vec![], vec![]];
+            for (_, ti, i) in all.iter().take(k) {
+                want[*ti].push(*i);
+            }
+            want.iter_mut().for_each(|w| w.sort_unstable());
+            assert_eq!(global(&t, k), want, "round {round}, k {k}");
+        }
     }
 
     #[test]

@@ -1,0 +1,155 @@
+//! Burn against PyTorch on the same machine: training step time of LeNet-300-100 and LeNet-5,
+//! dense and with the method, with `../shared/reference/torch_reference.py throughput`
+//! (modes `dense`, `fused` = one backward pass, `authors` = the published two-pass way).
+//! Burn and PyTorch repetitions alternate, so both see the same machine load.
+
+use std::path::Path;
+use std::process::Command;
+
+use burn::optim::{AdamConfig, SgdConfig, momentum::MomentumConfig};
+use burn::tensor::Device;
+use serde_json::{Value, json};
+use sparse_models::{LeNet5, LeNet300};
+
+use crate::overhead::{measure, median, variants};
+
+fn torch_step_ms(script: &Path, model: &str, optim: &str, mode: &str, steps: usize) -> Option<f64> {
+    let out = Command::new("python3")
+        .arg(script)
+        .args([
+            "throughput",
+            "--device",
+            "cpu",
+            "--threads",
+            "2",
+            "--batch",
+            "100",
+        ])
+        .args(["--model", model, "--optimizer", optim, "--mode", mode])
+        .args(["--steps", &steps.to_string(), "--warmup", "5"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line: Value = serde_json::from_str(text.lines().last()?).ok()?;
+    line["ms_per_step"].as_f64()
+}
+
+/// Run the comparison; returns the JSON lines (also printed).
+pub fn run(quick: bool, script: &Path) -> Vec<Value> {
+    let has_torch = Command::new("python3")
+        .args(["-c", "import torch"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_torch || !script.exists() {
+        let v = json!({
+            "bench": "vs_torch",
+            "skipped": format!(
+                "needs python3 with torch (`pip install torch`) and the reference script at {}",
+                script.display()
+            ),
+        });
+        println!("{v}");
+        return vec![v];
+    }
+    let device = Device::flex().autodiff();
+    device.seed(0);
+    let reps = if quick { 1 } else { 3 };
+    let mut lines = Vec::new();
+    for (model, optim) in [
+        ("lenet300", "sgd"),
+        ("lenet300", "adam"),
+        ("lenet5", "sgd"),
+        ("lenet5", "adam"),
+    ] {
+        let (burn_steps, torch_steps) = match (model, quick) {
+            ("lenet300", false) => (100, 200),
+            ("lenet300", true) => (10, 20),
+            (_, false) => (10, 30),
+            (_, true) => (2, 5),
+        };
+        let (mut bare, mut method) = (Vec::new(), Vec::new());
+        let (mut dense, mut fused, mut authors) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..reps {
+            let r = match (model, optim) {
+                ("lenet300", "sgd") => measure(
+                    "lenet300",
+                    "sgd",
+                    variants(LeNet300::new(&device), sgd()),
+                    1,
+                    burn_steps,
+                    &device,
+                ),
+                ("lenet300", _) => measure(
+                    "lenet300",
+                    "adam",
+                    variants(LeNet300::new(&device), AdamConfig::new().build()),
+                    1,
+                    burn_steps,
+                    &device,
+                ),
+                (_, "sgd") => measure(
+                    "lenet5",
+                    "sgd",
+                    variants(LeNet5::new(&device), sgd()),
+                    1,
+                    burn_steps,
+                    &device,
+                ),
+                _ => measure(
+                    "lenet5",
+                    "adam",
+                    variants(LeNet5::new(&device), AdamConfig::new().build()),
+                    1,
+                    burn_steps,
+                    &device,
+                ),
+            };
+            bare.push(r["bare_ms_per_step"].as_f64().unwrap_or(f64::NAN));
+            method.push(r["decay+masks_ms_per_step"].as_f64().unwrap_or(f64::NAN));
+            for (mode, into) in [
+                ("dense", &mut dense),
+                ("fused", &mut fused),
+                ("authors", &mut authors),
+            ] {
+                if let Some(ms) = torch_step_ms(script, model, optim, mode, torch_steps) {
+                    into.push(ms);
+                }
+            }
+        }
+        let m = |v: &Vec<f64>| {
+            if v.is_empty() {
+                f64::NAN
+            } else {
+                median(v.clone())
+            }
+        };
+        let (b, bm, d, f, a) = (m(&bare), m(&method), m(&dense), m(&fused), m(&authors));
+        let v = json!({
+            "bench": "vs_torch",
+            "model": model,
+            "optimizer": if optim == "sgd" { "sgd-momentum" } else { "adam" },
+            "batch": 100,
+            "threads": 2,
+            "reps": reps,
+            "burn_dense_ms": b,
+            "burn_method_ms": bm,
+            "torch_dense_ms": d,
+            "torch_fused_ms": f,
+            "torch_authors_ms": a,
+            "burn_over_torch_dense": b / d,
+            "burn_method_over_torch_fused": bm / f,
+            "burn_method_over_torch_authors": bm / a,
+        });
+        println!("{v}");
+        lines.push(v);
+    }
+    lines
+}
+
+fn sgd() -> burn::optim::Sgd {
+    SgdConfig::new()
+        .with_momentum(Some(
+            MomentumConfig::new().with_momentum(0.9).with_dampening(0.0),
+        ))
+        .build()
+}
