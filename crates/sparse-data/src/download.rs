@@ -1,7 +1,8 @@
 //! `--download`: fetch the official MNIST-format files over HTTP and verify them.
 //!
-//! The SHA-256 checked is that of the *decompressed* IDX content, so a re-compressed copy of
-//! the same data (such as Debian's) verifies too. Files are written only after they verify,
+//! The SHA-256 checked is that of the *decompressed* IDX content where we computed it (so a
+//! re-compressed copy of the same data, such as Debian's, verifies too), or that of the
+//! archive as published (MNIST: the checksums every mirror lists). Files are written only after they verify,
 //! through a temporary file and a rename: an interrupted download never leaves a half file.
 //! Plain `http://` only (the official Fashion-MNIST host serves it); this build has no TLS.
 
@@ -12,6 +13,15 @@ use std::time::Duration;
 
 use crate::{DataError, parse_idx, sha256_hex};
 
+/// What a [`Source`]'s SHA-256 sums are taken of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Checksum {
+    /// The decompressed IDX bytes (header + data).
+    Content,
+    /// The file as downloaded (the `.gz` archive).
+    Archive,
+}
+
 /// A downloadable MNIST-format data set: where it lives and what its files must hash to.
 #[derive(Clone, Copy, Debug)]
 pub struct Source {
@@ -19,8 +29,10 @@ pub struct Source {
     pub name: &'static str,
     /// Base URL, ending in `/`.
     pub base_url: &'static str,
-    /// `(file name, SHA-256 of the decompressed IDX content)`.
+    /// `(file name, SHA-256)`.
     pub files: [(&'static str, &'static str); 4],
+    /// What the sums are of.
+    pub checksum: Checksum,
 }
 
 /// Fashion-MNIST from its official host (checksums of the IDX content, computed from the
@@ -46,6 +58,33 @@ pub const FASHION_MNIST: Source = Source {
             "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
         ),
     ],
+    checksum: Checksum::Content,
+};
+
+/// MNIST from PyTorch's S3 mirror (the original host refuses most clients now), with the
+/// SHA-256 sums of the published archives.
+pub const MNIST: Source = Source {
+    name: "MNIST",
+    base_url: "http://ossci-datasets.s3.amazonaws.com/mnist/",
+    files: [
+        (
+            "train-images-idx3-ubyte.gz",
+            "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+        ),
+        (
+            "train-labels-idx1-ubyte.gz",
+            "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+        ),
+        (
+            "t10k-images-idx3-ubyte.gz",
+            "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+        ),
+        (
+            "t10k-labels-idx1-ubyte.gz",
+            "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+        ),
+    ],
+    checksum: Checksum::Archive,
 };
 
 /// Largest response accepted.
@@ -67,12 +106,12 @@ pub fn download(
         if path.is_file() {
             let bytes = std::fs::read(&path)
                 .map_err(|e| DataError::new(&path, format!("cannot read: {e}")))?;
-            verify(&path, &bytes, sha)?;
+            verify(&path, &bytes, sha, source.checksum)?;
             continue;
         }
         let url = format!("{base}{name}");
         let bytes = http_get(&url)?;
-        verify(&url, &bytes, sha)?;
+        verify(&url, &bytes, sha, source.checksum)?;
         let tmp = dir.join(format!(".{name}.part"));
         std::fs::write(&tmp, &bytes)
             .and_then(|_| std::fs::rename(&tmp, &path))
@@ -82,22 +121,26 @@ pub fn download(
     Ok(fetched)
 }
 
-fn verify(what: impl AsRef<Path>, gz: &[u8], sha: &str) -> Result<(), DataError> {
+fn verify(what: impl AsRef<Path>, gz: &[u8], sha: &str, of: Checksum) -> Result<(), DataError> {
     let what = what.as_ref();
+    // Always parsed: a file that verifies also loads.
     let content = parse_idx(what, gz)?;
-    // Hash the IDX bytes as they were decompressed: header + data.
-    let mut raw = vec![0, 0, 8, content.dims.len() as u8];
-    for d in &content.dims {
-        raw.extend((*d as u32).to_be_bytes());
-    }
-    raw.extend(&content.data);
-    let got = sha256_hex(&raw);
+    let (got, of_what) = match of {
+        Checksum::Archive => (sha256_hex(gz), "the archive"),
+        Checksum::Content => {
+            // The IDX bytes as they were decompressed: header + data.
+            let mut raw = vec![0, 0, 8, content.dims.len() as u8];
+            for d in &content.dims {
+                raw.extend((*d as u32).to_be_bytes());
+            }
+            raw.extend(&content.data);
+            (sha256_hex(&raw), "the IDX content")
+        }
+    };
     if got != sha {
         return Err(DataError::new(
             what,
-            format!(
-                "checksum mismatch: expected SHA-256 {sha} of the IDX content, got {got}; not saved"
-            ),
+            format!("checksum mismatch: expected SHA-256 {sha} of {of_what}, got {got}; not saved"),
         ));
     }
     Ok(())

@@ -14,7 +14,7 @@ mod images;
 mod sha256;
 
 pub use batches::NormalizedImages;
-pub use download::{FASHION_MNIST, Source, download, http_get};
+pub use download::{Checksum, FASHION_MNIST, MNIST, Source, download, http_get};
 pub use error::DataError;
 pub use idx::{IdxArray, MAX_BYTES, parse_idx, read_idx};
 pub use images::{DEBIAN_FASHION_MNIST, ImageSet, Split};

@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use sparse_data::{ImageSet, Source, Split, download, http_get, parse_idx, sha256_hex};
+use sparse_data::{Checksum, ImageSet, Source, Split, download, http_get, parse_idx, sha256_hex};
 
 type Routes = HashMap<String, (u16, String, Vec<u8>)>;
 
@@ -80,7 +80,54 @@ fn source() -> Source {
         name: "test",
         base_url: "http://unused/",
         files,
+        checksum: Checksum::Content,
     }
+}
+
+/// The same files, verified by the SHA-256 of the archives as served (MNIST's way).
+fn archive_source() -> Source {
+    let files = NAMES.map(|n| (n, &*Box::leak(sha256_hex(&data_file(n)).into_boxed_str())));
+    Source {
+        name: "test-archive",
+        base_url: "http://unused/",
+        files,
+        checksum: Checksum::Archive,
+    }
+}
+
+#[test]
+fn archive_checksums_verify_the_file_as_served() {
+    let base = serve(|_| {
+        let mut routes = Routes::new();
+        for n in NAMES {
+            routes.insert(format!("/{n}"), (200, String::new(), data_file(n)));
+        }
+        routes
+    });
+    let dir = tmp("archive");
+    assert_eq!(
+        download(&archive_source(), Some(&base), &dir)
+            .unwrap()
+            .len(),
+        4
+    );
+    assert_eq!(ImageSet::load_dir(&dir, Split::Train).unwrap().len(), 6000);
+    // A re-compressed copy of the same content is a different archive: refused by name.
+    let content = std::fs::read(dir.join(NAMES[1])).unwrap();
+    let raw = {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&content[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    };
+    let mut again = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    again.write_all(&raw).unwrap();
+    std::fs::write(dir.join(NAMES[1]), again.finish().unwrap()).unwrap();
+    let err = download(&archive_source(), Some(&base), &dir).unwrap_err();
+    assert!(err.message.contains("of the archive"), "{err}");
+    assert!(err.to_string().contains(NAMES[1]), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 fn tmp(name: &str) -> PathBuf {
