@@ -628,11 +628,8 @@ fn train<M: ImageClassifier>(
                 let sparsity = pruner.events().last().map_or(0.0, |e| e.sparsity);
                 progress.show(step, loss.clone().into_scalar::<f64>(), last_val, sparsity);
             }
-            model = optim.step(
-                args.lr,
-                model.clone(),
-                GradientsParams::from_grads(loss.backward(), &model),
-            );
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(args.lr, model, grads); // moved, not cloned: no weight copies
             step += 1;
             if !step.is_multiple_of(every) {
                 model = pruner.step(model, step, None)?.0; // advances the decay clock
@@ -771,11 +768,8 @@ fn dense_phase<M: ImageClassifier>(
         for b in order.chunks_exact(args.batch) {
             let (x, y) = train.batch(b, device);
             let loss = loss_fn.forward(model.logits(x), y);
-            model = optim.step(
-                args.lr,
-                model.clone(),
-                GradientsParams::from_grads(loss.backward(), &model),
-            );
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(args.lr, model, grads); // moved, not cloned: no weight copies
         }
         println!(
             "dense epoch {:3}: validation {:.2} %",

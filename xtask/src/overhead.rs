@@ -16,7 +16,7 @@ use sparse_reg::SelectiveDecayConfig;
 /// One contestant: a model and its optimizer.
 pub struct Variant<M> {
     name: &'static str,
-    model: M,
+    model: Option<M>,
     optim: ModuleOptimizer,
 }
 
@@ -26,12 +26,14 @@ fn step<M: ImageClassifier>(
     y: &Tensor<1, Int>,
     device: &Device,
 ) {
-    let logits = v.model.logits(x.clone());
+    let model = v.model.take().expect("a model");
+    let logits = model.logits(x.clone());
     let loss = CrossEntropyLossConfig::new()
         .init(device)
         .forward(logits, y.clone());
-    let grads = GradientsParams::from_grads(loss.backward(), &v.model);
-    v.model = v.optim.step(1e-3, v.model.clone(), grads);
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    // The model moves into the step (no clone): its weights are uniquely owned there.
+    v.model = Some(v.optim.step(1e-3, model, grads));
 }
 
 pub fn variants<M: ImageClassifier, O: Optimizer>(model: M, inner: O) -> Vec<Variant<M>> {
@@ -50,17 +52,17 @@ pub fn variants<M: ImageClassifier, O: Optimizer>(model: M, inner: O) -> Vec<Var
         Variant {
             name: "bare",
             optim: ModuleOptimizer::from(inner.clone()),
-            model: model.clone(),
+            model: Some(model.clone()),
         },
         Variant {
             name: "decay",
             optim: decay.init(inner.clone(), &model).expect("valid decay"),
-            model,
+            model: Some(model),
         },
         Variant {
             name: "decay+masks",
             optim: decay.init(inner, &masked).expect("valid decay"),
-            model: masked,
+            model: Some(masked),
         },
     ]
 }

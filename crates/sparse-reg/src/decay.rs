@@ -142,10 +142,11 @@ impl<O: Optimizer> Optimizer for SelectiveDecay<O> {
                     Penalty::L2 => 2.0 * gamma,
                     Penalty::L1 => gamma,
                 };
-                let grad = if crate::kernel::applies(&grad, &tensor) {
-                    crate::kernel::fused(grad, &tensor, self.relevance, self.penalty, scale)
+                let (tensor, grad) = if crate::kernel::applies(&grad, &tensor) {
+                    crate::kernel::fused(grad, tensor, self.relevance, self.penalty, scale)
                 } else {
-                    self.term(&tensor, &grad, scale) + grad
+                    let grad = self.term(&tensor, &grad, scale) + grad;
+                    (tensor, grad)
                 };
                 self.inner.step(lr, tensor, grad, state)
             }

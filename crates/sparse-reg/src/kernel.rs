@@ -99,27 +99,29 @@ pub(crate) fn applies<const D: usize>(grad: &Tensor<D>, weight: &Tensor<D>) -> b
 }
 
 /// `grad + scale * f(grad) * p(weight)` computed on the host in one pass (see [`applies`]).
+/// Returns `(weight, new grad)`: the weight is taken by value so that a uniquely owned buffer
+/// is read in place (a shared one is copied once).
 pub(crate) fn fused<const D: usize>(
     grad: Tensor<D>,
-    weight: &Tensor<D>,
+    weight: Tensor<D>,
     rel: Relevance,
     penalty: Penalty,
     scale: f64,
-) -> Tensor<D> {
+) -> (Tensor<D>, Tensor<D>) {
     fused_threads(grad, weight, rel, penalty, scale, threads())
 }
 
 fn fused_threads<const D: usize>(
     grad: Tensor<D>,
-    weight: &Tensor<D>,
+    weight: Tensor<D>,
     rel: Relevance,
     penalty: Penalty,
     scale: f64,
     threads: usize,
-) -> Tensor<D> {
+) -> (Tensor<D>, Tensor<D>) {
     let device = grad.device();
     let mut g = grad.into_data();
-    let w = weight.to_data();
+    let w = weight.into_data();
     let (gs, ws) = match (g.as_mut_slice::<f32>(), w.as_slice::<f32>()) {
         (Ok(gs), Ok(ws)) => (gs, ws),
         _ => unreachable!("callers check `applies` (f32) first"),
@@ -136,7 +138,7 @@ fn fused_threads<const D: usize>(
     } else {
         pass(gs, ws, rel, penalty, scale);
     }
-    Tensor::from_data(g, &device)
+    (Tensor::from_data(w, &device), Tensor::from_data(g, &device))
 }
 
 #[cfg(test)]
@@ -182,8 +184,9 @@ mod tests {
             Relevance::Constant,
         ] {
             for (pen, threads) in [(Penalty::L2, 1), (Penalty::L1, 1), (Penalty::L2, 2)] {
-                let out = fused_threads(gt.clone(), &wt, rel, pen, 0.02, threads);
+                let (back, out) = fused_threads(gt.clone(), wt.clone(), rel, pen, 0.02, threads);
                 let out = out.into_data().try_into_vec::<f32>().unwrap();
+                assert_eq!(back.into_data().try_into_vec::<f32>().unwrap(), w);
                 for i in (0..n).step_by(997) {
                     let p = match pen {
                         Penalty::L2 => w[i] as f64,
