@@ -307,17 +307,11 @@ fn spread(values: &[f64], fmt: impl Fn(f64) -> String) -> String {
 
 fn report(args: &Args, out: &Path) -> Result<String, String> {
     let mut text = format!(
-        "Produced by `cargo xtask reproduce lenet --seeds {} --epochs {} --dense-epochs {}{}` \
-         (run directories under `{}`).\n\n",
-        args.seeds
-            .iter()
-            .map(u64::to_string)
-            .collect::<Vec<_>>()
-            .join(","),
-        args.epochs,
+        "Built by `cargo xtask reproduce lenet --report-only` from the finished runs under `{}` \
+         ({} dense + {} epochs); `runs` = seeds finished, cells = median (min-max) over them.\n\n",
+        args.out.display(),
         args.dense_epochs,
-        if args.torch { " --torch" } else { "" },
-        args.out.display()
+        args.epochs,
     );
     for model in &args.models {
         let dir = out.join(model);
