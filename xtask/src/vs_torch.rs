@@ -1,7 +1,8 @@
 //! Burn against PyTorch on the same machine: training step time of LeNet-300-100 and LeNet-5,
 //! dense and with the method, with `../shared/reference/torch_reference.py throughput`
 //! (modes `dense`, `fused` = one backward pass, `authors` = the published two-pass way).
-//! Burn and PyTorch repetitions alternate, so both see the same machine load.
+//! Burn and PyTorch repetitions alternate, so both see the same machine load, and both use the
+//! same number of threads (`RAYON_NUM_THREADS`, else every core).
 
 use std::path::Path;
 use std::process::Command;
@@ -13,18 +14,18 @@ use sparse_models::{LeNet5, LeNet300};
 
 use crate::overhead::{measure, median, variants};
 
-fn torch_step_ms(script: &Path, model: &str, optim: &str, mode: &str, steps: usize) -> Option<f64> {
+fn torch_step_ms(
+    script: &Path,
+    threads: usize,
+    model: &str,
+    optim: &str,
+    mode: &str,
+    steps: usize,
+) -> Option<f64> {
     let out = Command::new("python3")
         .arg(script)
-        .args([
-            "throughput",
-            "--device",
-            "cpu",
-            "--threads",
-            "2",
-            "--batch",
-            "100",
-        ])
+        .args(["throughput", "--device", "cpu", "--batch", "100"])
+        .args(["--threads", &threads.to_string()])
         .args(["--model", model, "--optimizer", optim, "--mode", mode])
         .args(["--steps", &steps.to_string(), "--warmup", "5"])
         .output()
@@ -51,6 +52,11 @@ pub fn run(quick: bool, script: &Path) -> Vec<Value> {
         println!("{v}");
         return vec![v];
     }
+    // Both sides get the same number of threads: flex's pool follows RAYON_NUM_THREADS.
+    let threads = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let device = Device::flex().autodiff();
     device.seed(0);
     let reps = if quick { 1 } else { 3 };
@@ -111,7 +117,7 @@ pub fn run(quick: bool, script: &Path) -> Vec<Value> {
                 ("fused", &mut fused),
                 ("authors", &mut authors),
             ] {
-                if let Some(ms) = torch_step_ms(script, model, optim, mode, torch_steps) {
+                if let Some(ms) = torch_step_ms(script, threads, model, optim, mode, torch_steps) {
                     into.push(ms);
                 }
             }
@@ -129,7 +135,7 @@ pub fn run(quick: bool, script: &Path) -> Vec<Value> {
             "model": model,
             "optimizer": if optim == "sgd" { "sgd-momentum" } else { "adam" },
             "batch": 100,
-            "threads": 2,
+            "threads": threads,
             "reps": reps,
             "burn_dense_ms": b,
             "burn_method_ms": bm,

@@ -1,0 +1,165 @@
+//! A pruned LeNet checkpoint, exported to the compact `.sparse` format and run through the
+//! sparse CPU layers, beside Burn's dense path: file sizes, accuracy, latency.
+//!
+//!     cargo run --release --example lenet                       # makes runs/lenet
+//!     cargo run --release --example sparse_inference            # reads runs/lenet
+//!     cargo run --release --example sparse_inference -- --run DIR --data-dir DIR --f16
+//!     cargo run --release --example sparse_inference -- --inspect runs/lenet/model.sparse
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use burn::tensor::{Tensor, TensorData};
+use clap::Parser;
+use sparse_data::{ImageSet, NormalizedImages, Split};
+use sparse_export::{
+    Inspection, SparseClassifier, SparseLeNet5, SparseLeNet300, ValueType, export, import, read,
+};
+use sparse_models::{ImageClassifier, LeNet5, LeNet300};
+
+#[derive(Parser, Debug)]
+#[command(about = "Export a pruned LeNet run to .sparse and compare sparse and dense inference")]
+struct Args {
+    /// A run directory of the lenet example (its config.json and checkpoint/model.bpk).
+    #[arg(long, default_value = "runs/lenet")]
+    run: PathBuf,
+    /// MNIST-format test data; the embedded Fashion-MNIST test subset if absent.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Store values as f16 (half the value bytes; not bit-exact).
+    #[arg(long)]
+    f16: bool,
+    /// Only print the table of an existing .sparse file.
+    #[arg(long)]
+    inspect: Option<PathBuf>,
+}
+
+fn main() {
+    if let Err(e) = run(Args::parse()) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(file) = &args.inspect {
+        let tensors = read(file)?;
+        let size = std::fs::metadata(file)?.len() as usize;
+        // The file's value type is per tensor on disk; the table recomputes sizes as f32.
+        println!("{}", Inspection::of(&tensors, ValueType::F32, size));
+        return Ok(());
+    }
+    let config = args.run.join("config.json");
+    let text = std::fs::read_to_string(&config).map_err(|e| {
+        format!(
+            "{}: {e} (run `cargo run --release --example lenet` first, or pass --run DIR)",
+            config.display()
+        )
+    })?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| format!("{}: not a config of the lenet example: {e}", config.display()))?;
+    match json["model"].as_str() {
+        Some("lenet5") => compare(LeNet5::new, SparseLeNet5::new, &args),
+        Some("lenet300") => compare(LeNet300::new, SparseLeNet300::new, &args),
+        other => Err(format!("{}: field `model` is {other:?}, expected lenet5 or lenet300", config.display()).into()),
+    }
+}
+
+fn compare<M: ImageClassifier, S: SparseClassifier>(
+    init: fn(&burn::tensor::Device) -> M,
+    sparse: fn(&[sparse_export::SparseTensor]) -> Result<S, sparse_export::ExportError>,
+    args: &Args,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let device = burn::tensor::Device::flex();
+    let ckpt = args.run.join("checkpoint/model.bpk");
+    let model = sparse_prune::load_masked(init(&device), None, &ckpt)?;
+    let plain = sparse_prune::fold(model.clone());
+
+    // 1. Files: the masked checkpoint, a plain dense burnpack, the .sparse file.
+    let dense_file = args.run.join("model-dense.bpk");
+    plain.clone().save_file(&dense_file)?;
+    let vt = if args.f16 { ValueType::F16 } else { ValueType::F32 };
+    let file = args.run.join("model.sparse");
+    let info = export(&model, &file, vt)?;
+    println!("{info}\n");
+    let size = |p: &PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "checkpoint with masks {} bytes | dense burnpack {} bytes | .sparse {} bytes ({:.1}x smaller than the burnpack)",
+        size(&ckpt),
+        size(&dense_file),
+        size(&file),
+        size(&dense_file) as f64 / size(&file).max(1) as f64
+    );
+    let back = import(init(&device), &file)?;
+    let tensors = read(&file)?;
+    let net = sparse(&tensors)?;
+
+    // 2. Accuracy and agreement on the test set.
+    let test = match &args.data_dir {
+        Some(d) => ImageSet::load_dir(d, Split::Test)?,
+        None => ImageSet::embedded(Split::Test),
+    };
+    let data = NormalizedImages::mnist_normalised(&test);
+    let n = data.len();
+    let idx: Vec<usize> = (0..n).collect();
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    let (mut right_dense, mut right_sparse, mut worst) = (0usize, 0usize, 0f32);
+    for chunk in idx.chunks(100) {
+        data.gather(chunk, &mut x, &mut y);
+        let b = chunk.len();
+        let dense = back
+            .logits(Tensor::from_data(TensorData::new(x.clone(), [b, 1, 28, 28]), &device))
+            .into_data()
+            .try_to_vec::<f32>()?;
+        let sp = net.logits(&x, b);
+        for (i, label) in y.iter().enumerate() {
+            let (d, s) = (&dense[i * 10..(i + 1) * 10], &sp[i * 10..(i + 1) * 10]);
+            right_dense += (argmax(d) == *label as usize) as usize;
+            right_sparse += (argmax(s) == *label as usize) as usize;
+            worst = d.iter().zip(s).map(|(a, b)| (a - b).abs()).fold(worst, f32::max);
+        }
+    }
+    println!(
+        "test accuracy: dense Burn {:.2} %, sparse {:.2} % ({n} images; largest logit difference {worst:.2e})",
+        100.0 * right_dense as f64 / n as f64,
+        100.0 * right_sparse as f64 / n as f64
+    );
+
+    // 3. Latency, batch 1 and batch 100 (median of repeated runs).
+    for batch in [1usize, 100] {
+        data.gather(&idx[..batch], &mut x, &mut y);
+        let reps = if batch == 1 { 200 } else { 20 };
+        let dense_ms = median_ms(reps, || {
+            let t = Tensor::<4>::from_data(TensorData::new(x.clone(), [batch, 1, 28, 28]), &device);
+            let _ = plain.logits(t).into_data();
+        });
+        let sparse_ms = median_ms(reps, || {
+            std::hint::black_box(net.logits(&x, batch));
+        });
+        println!(
+            "batch {batch:3}: dense Burn flex {dense_ms:.3} ms, sparse {sparse_ms:.3} ms ({:.1}x)",
+            dense_ms / sparse_ms
+        );
+    }
+    Ok(())
+}
+
+fn argmax(v: &[f32]) -> usize {
+    v.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |(i, _)| i)
+}
+
+fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut t: Vec<f64> = (0..reps)
+        .map(|_| {
+            let s = Instant::now();
+            f();
+            s.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[reps / 2]
+}
