@@ -56,12 +56,20 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             config.display()
         )
     })?;
-    let json: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| format!("{}: not a config of the lenet example: {e}", config.display()))?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "{}: not a config of the lenet example: {e}",
+            config.display()
+        )
+    })?;
     match json["model"].as_str() {
         Some("lenet5") => compare(LeNet5::new, SparseLeNet5::new, &args),
         Some("lenet300") => compare(LeNet300::new, SparseLeNet300::new, &args),
-        other => Err(format!("{}: field `model` is {other:?}, expected lenet5 or lenet300", config.display()).into()),
+        other => Err(format!(
+            "{}: field `model` is {other:?}, expected lenet5 or lenet300",
+            config.display()
+        )
+        .into()),
     }
 }
 
@@ -78,7 +86,11 @@ fn compare<M: ImageClassifier, S: SparseClassifier>(
     // 1. Files: the masked checkpoint, a plain dense burnpack, the .sparse file.
     let dense_file = args.run.join("model-dense.bpk");
     plain.clone().save_file(&dense_file)?;
-    let vt = if args.f16 { ValueType::F16 } else { ValueType::F32 };
+    let vt = if args.f16 {
+        ValueType::F16
+    } else {
+        ValueType::F32
+    };
     let file = args.run.join("model.sparse");
     let info = export(&model, &file, vt)?;
     println!("{info}\n");
@@ -108,7 +120,10 @@ fn compare<M: ImageClassifier, S: SparseClassifier>(
         data.gather(chunk, &mut x, &mut y);
         let b = chunk.len();
         let dense = back
-            .logits(Tensor::from_data(TensorData::new(x.clone(), [b, 1, 28, 28]), &device))
+            .logits(Tensor::from_data(
+                TensorData::new(x.clone(), [b, 1, 28, 28]),
+                &device,
+            ))
             .into_data()
             .try_to_vec::<f32>()?;
         let sp = net.logits(&x, b);
@@ -116,7 +131,11 @@ fn compare<M: ImageClassifier, S: SparseClassifier>(
             let (d, s) = (&dense[i * 10..(i + 1) * 10], &sp[i * 10..(i + 1) * 10]);
             right_dense += (argmax(d) == *label as usize) as usize;
             right_sparse += (argmax(s) == *label as usize) as usize;
-            worst = d.iter().zip(s).map(|(a, b)| (a - b).abs()).fold(worst, f32::max);
+            worst = d
+                .iter()
+                .zip(s)
+                .map(|(a, b)| (a - b).abs())
+                .fold(worst, f32::max);
         }
     }
     println!(

@@ -1,6 +1,8 @@
 //! Project tasks. `cargo xtask bench overhead [--quick]`: the cost of the method per step;
 //! `cargo xtask reproduce lenet`: the results grid of docs/RESULTS.md.
 
+mod bench_report;
+mod export;
 mod loader;
 mod overhead;
 mod prune_cost;
@@ -27,6 +29,8 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
+    /// The markdown tables of docs/BENCHMARKS.md from `target/bench/*.json`.
+    BenchReport,
     /// Reproduce a results table of docs/RESULTS.md (long: run it in the background).
     Reproduce {
         /// Which results.
@@ -55,6 +59,8 @@ enum Which {
     Prune,
     /// Loader batches per second against the training step.
     Loader,
+    /// .sparse file size and sparse inference latency at 90-99 % sparsity.
+    Export,
 }
 
 fn main() {
@@ -77,6 +83,9 @@ fn main() {
             if all || matches!(which, Which::Loader) {
                 jobs.push(("loader", loader::run(quick)));
             }
+            if all || matches!(which, Which::Export) {
+                jobs.push(("export", export::run(quick, &script)));
+            }
             let dir = root.join("target/bench");
             std::fs::create_dir_all(&dir).expect("create target/bench");
             for (name, lines) in jobs {
@@ -85,6 +94,10 @@ fn main() {
                 std::fs::write(&file, text).expect("write the benchmark JSON");
                 eprintln!("wrote {}", file.display());
             }
+        }
+        Command::BenchReport => {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            print!("{}", bench_report::render(&root.join("target/bench")));
         }
         Command::Reproduce {
             what: Results::Lenet,

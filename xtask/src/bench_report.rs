@@ -1,0 +1,125 @@
+//! `cargo xtask bench-report`: the markdown tables of docs/BENCHMARKS.md, from the JSON lines
+//! the benchmarks wrote under `target/bench/`.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+fn lines(dir: &Path, name: &str) -> Vec<Value> {
+    std::fs::read_to_string(dir.join(format!("{name}.json")))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn f(v: &Value, key: &str, digits: usize) -> String {
+    v[key]
+        .as_f64()
+        .map_or("-".into(), |x| format!("{x:.digits$}"))
+}
+
+/// The tables, one per benchmark that has results.
+pub fn render(dir: &Path) -> String {
+    let mut out = String::new();
+    let overhead = lines(dir, "overhead");
+    if overhead.iter().any(|v| v["bench"] == "overhead") {
+        out.push_str("### Overhead per training step (`cargo xtask bench overhead`)\n\n");
+        out.push_str("| model | optimizer | bare ms/step | decay / bare | decay+masks / bare |\n|---|---|---|---|---|\n");
+        for v in overhead.iter().filter(|v| v["bench"] == "overhead") {
+            let mm = |k: &str| {
+                v[k].as_array().map_or("-".into(), |a| {
+                    format!(
+                        "{:.2}-{:.2}",
+                        a[0].as_f64().unwrap_or(0.0),
+                        a[1].as_f64().unwrap_or(0.0)
+                    )
+                })
+            };
+            out.push_str(&format!(
+                "| {} | {} | {} | {} [{}] | {} [{}] |\n",
+                v["model"].as_str().unwrap_or("?"),
+                v["optimizer"].as_str().unwrap_or("?"),
+                f(v, "bare_ms_per_step", 2),
+                f(v, "ratio_decay", 2),
+                mm("ratio_decay_min_max"),
+                f(v, "ratio_decay_masks", 2),
+                mm("ratio_decay_masks_min_max"),
+            ));
+        }
+        out.push('\n');
+    }
+    let torch = lines(dir, "vs_torch");
+    if let Some(skip) = torch.iter().find_map(|v| v["skipped"].as_str()) {
+        out.push_str(&format!("Burn against PyTorch: skipped ({skip}).\n\n"));
+    } else if !torch.is_empty() {
+        out.push_str("### Burn flex against PyTorch CPU (`cargo xtask bench torch`)\n\n");
+        out.push_str("| model | optimizer | threads | Burn dense ms | PyTorch dense ms | Burn / PyTorch dense | Burn + method ms | PyTorch fused ms | PyTorch authors ms | Burn method / PyTorch fused | / authors |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+        for v in &torch {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                v["model"].as_str().unwrap_or("?"),
+                v["optimizer"].as_str().unwrap_or("?"),
+                v["threads"],
+                f(v, "burn_dense_ms", 2),
+                f(v, "torch_dense_ms", 2),
+                f(v, "burn_over_torch_dense", 2),
+                f(v, "burn_method_ms", 2),
+                f(v, "torch_fused_ms", 2),
+                f(v, "torch_authors_ms", 2),
+                f(v, "burn_method_over_torch_fused", 2),
+                f(v, "burn_method_over_torch_authors", 2),
+            ));
+        }
+        out.push('\n');
+    }
+    let prune = lines(dir, "prune_event");
+    if !prune.is_empty() {
+        out.push_str("### One global prune event (`cargo xtask bench prune`)\n\n| parameters | median s | min s |\n|---|---|---|\n");
+        for v in &prune {
+            out.push_str(&format!(
+                "| {} | {} | {} |\n",
+                v["params"],
+                f(v, "median_s", 3),
+                f(v, "min_s", 3)
+            ));
+        }
+        out.push('\n');
+    }
+    for v in lines(dir, "loader") {
+        out.push_str(&format!(
+            "### Loader (`cargo xtask bench loader`)\n\n{} batches of 100 per second ({} ms per batch); the \
+             fastest training step it feeds (LeNet-300-100, Adam) takes {} ms: {}x the loader's time.\n\n",
+            f(&v, "batches_per_s", 0),
+            f(&v, "loader_ms_per_batch", 3),
+            f(&v, "lenet300_adam_step_ms", 2),
+            f(&v, "step_over_loader", 0),
+        ));
+    }
+    let export = lines(dir, "export");
+    if !export.is_empty() {
+        out.push_str("### Compressed files and sparse inference (`cargo xtask bench export`)\n\n");
+        out.push_str("| model | sparsity | burnpack bytes | .sparse f32 | .sparse f16 | burnpack / .sparse f32 | batch 1: Burn dense ms | sparse ms | speed-up | PyTorch dense ms | batch 100: Burn dense ms | sparse ms | speed-up | PyTorch dense ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        for v in &export {
+            out.push_str(&format!(
+                "| {} | {:.0} % | {} | {} | {} | {}x | {} | {} | {}x | {} | {} | {} | {}x | {} |\n",
+                v["model"].as_str().unwrap_or("?"),
+                100.0 * v["sparsity"].as_f64().unwrap_or(0.0),
+                v["burnpack_bytes"],
+                v["sparse_f32_bytes"],
+                v["sparse_f16_bytes"],
+                f(v, "burnpack_over_sparse_f32", 1),
+                f(v, "burn_dense_ms_b1", 3),
+                f(v, "sparse_ms_b1", 3),
+                f(v, "speedup_vs_burn_b1", 1),
+                f(v, "torch_dense_ms_b1", 3),
+                f(v, "burn_dense_ms_b100", 2),
+                f(v, "sparse_ms_b100", 2),
+                f(v, "speedup_vs_burn_b100", 1),
+                f(v, "torch_dense_ms_b100", 2),
+            ));
+        }
+        out.push('\n');
+    }
+    out
+}
