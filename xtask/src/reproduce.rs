@@ -224,44 +224,81 @@ fn launch(mut c: Command, run: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// One finished run, as the tables need it.
+/// Compression levels of the ladder table.
+const LADDER: [f64; 6] = [10.0, 30.0, 100.0, 200.0, 300.0, 500.0];
+
+/// One run, as the tables need it.
 struct Outcome {
     compression: Option<f64>,
     test_at_best: Option<f64>,
-    /// Test accuracy at the first check at >= 100x compression whose validation passed.
-    test_at_100x: Option<f64>,
+    /// Per LADDER level: test accuracy at the first check at >= that compression whose
+    /// validation accuracy passed the floor.
+    ladder: Vec<Option<f64>>,
     dense_test: f64,
-    wall_s: f64,
+    wall_s: Option<f64>,
+    /// Set when the run has not finished: the step of its last checkpoint.
+    partial_step: Option<u64>,
 }
 
 fn read_json(path: &Path) -> Option<Value> {
     serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
 }
 
+fn ladder(points: &[(f64, f64, bool)]) -> Vec<Option<f64>> {
+    LADDER
+        .iter()
+        .map(|level| {
+            points
+                .iter()
+                .find(|(c, _, passed)| *c >= *level && *passed)
+                .map(|p| p.1)
+        })
+        .collect()
+}
+
+/// A finished run (summary.json), or an unfinished one from its last checkpoint.
 fn burn_outcome(run: &Path) -> Option<Outcome> {
-    let s = read_json(&run.join("summary.json"))?;
-    let total: f64 = {
-        // alive / sparsity from the first metrics row gives the parameter count
-        let csv = std::fs::read_to_string(run.join("metrics.csv")).ok()?;
-        let first = csv.lines().nth(1)?;
-        let f: Vec<&str> = first.split(',').collect();
-        let (alive, sparsity) = (f[4].parse::<f64>().ok()?, f[5].parse::<f64>().ok()?);
-        alive / (1.0 - sparsity)
-    };
-    let floor = read_json(&run.join("checkpoint/progress.json"))
-        .and_then(|p| p["floor"].as_f64())
-        .unwrap_or(0.0);
     let csv = std::fs::read_to_string(run.join("metrics.csv")).ok()?;
-    let test_at_100x = csv.lines().skip(1).find_map(|l| {
-        let f: Vec<f64> = l.split(',').filter_map(|v| v.parse().ok()).collect();
-        (f.len() >= 5 && total / f[4].max(1.0) >= 100.0 && f[2] > floor).then_some(f[3])
-    });
+    let rows: Vec<Vec<f64>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            l.split(',')
+                .filter_map(|v| v.parse().ok())
+                .collect::<Vec<f64>>()
+        })
+        .filter(|f| f.len() >= 6)
+        .collect();
+    let first = rows.first()?;
+    let total = first[4] / (1.0 - first[5]);
+    let progress = read_json(&run.join("checkpoint/progress.json"))
+        .or_else(|| read_json(&run.join("checkpoint.old/progress.json")))?;
+    let floor = progress["floor"].as_f64()?;
+    let points: Vec<(f64, f64, bool)> = rows
+        .iter()
+        .map(|f| (total / f[4].max(1.0), f[3], f[2] > floor))
+        .collect();
+    let (best, dense_test, wall_s, partial_step) = match read_json(&run.join("summary.json")) {
+        Some(s) => (
+            s["best"].clone(),
+            s["dense_test_acc"].as_f64()?,
+            s["wall_s"].as_f64(),
+            None,
+        ),
+        None => (
+            progress["best"].clone(),
+            progress["dense_test"].as_f64()?,
+            None,
+            progress["step"].as_u64(),
+        ),
+    };
     Some(Outcome {
-        compression: s["best"]["compression"].as_f64(),
-        test_at_best: s["best"]["test_acc"].as_f64(),
-        test_at_100x,
-        dense_test: s["dense_test_acc"].as_f64()?,
-        wall_s: s["wall_s"].as_f64()?,
+        compression: best["compression"].as_f64(),
+        test_at_best: best["test_acc"].as_f64(),
+        ladder: ladder(&points),
+        dense_test,
+        wall_s,
+        partial_step,
     })
 }
 
@@ -272,16 +309,23 @@ fn torch_outcome(file: &Path) -> Option<Outcome> {
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
     let s = lines.iter().find(|v| v["summary"] == Value::Bool(true))?;
-    let test_at_100x = lines.iter().find_map(|v| {
-        let r = v["remaining"].as_f64()?;
-        (1.0 / r >= 100.0).then(|| v["test_acc"].as_f64()).flatten()
-    });
+    let points: Vec<(f64, f64, bool)> = lines
+        .iter()
+        .filter_map(|v| {
+            Some((
+                1.0 / v["remaining"].as_f64()?,
+                v["test_acc"].as_f64()?,
+                true,
+            ))
+        })
+        .collect();
     Some(Outcome {
         compression: s["best_compression"].as_f64(),
         test_at_best: s["best_test_acc"].as_f64(),
-        test_at_100x,
+        ladder: ladder(&points),
         dense_test: s["dense_test_acc"].as_f64()?,
-        wall_s: s["wall_s"].as_f64()?,
+        wall_s: s["wall_s"].as_f64(),
+        partial_step: None,
     })
 }
 
@@ -339,25 +383,56 @@ fn report(args: &Args, out: &Path) -> Result<String, String> {
             .collect();
         rows.push(("PyTorch reference (relevance, fused)".into(), torch));
         text.push_str(&format!(
-            "### {model}\n\n| method | runs | compression at the floor | test acc there | test acc at >= 100x | dense test acc | wall s |\n|---|---|---|---|---|---|---|\n"
+            "### {model}\n\n| method | runs | compression at the floor | test acc there | dense test acc | wall s |\n|---|---|---|---|---|---|\n"
         ));
-        for (label, found) in rows {
+        let pct = |v: f64| format!("{:.2} %", 100.0 * v);
+        let label_of = |label: &str, found: &[Outcome]| {
+            let partial: Vec<String> = found
+                .iter()
+                .filter_map(|o| o.partial_step.map(|s| s.to_string()))
+                .collect();
+            if partial.is_empty() {
+                label.to_string()
+            } else {
+                format!(
+                    "{label} (unfinished: last checkpoint at step {})",
+                    partial.join(", ")
+                )
+            }
+        };
+        for (label, found) in &rows {
             if found.is_empty() {
                 continue;
             }
-            let pct = |v: f64| format!("{:.2} %", 100.0 * v);
             let col = |f: &dyn Fn(&Outcome) -> Option<f64>| -> Vec<f64> {
                 found.iter().filter_map(f).collect()
             };
             text.push_str(&format!(
-                "| {label} | {} | {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} |\n",
+                label_of(label, found),
                 found.len(),
                 spread(&col(&|o| o.compression), |v| format!("{v:.0}x")),
                 spread(&col(&|o| o.test_at_best), pct),
-                spread(&col(&|o| o.test_at_100x), pct),
                 spread(&col(&|o| Some(o.dense_test)), pct),
-                spread(&col(&|o| Some(o.wall_s)), |v| format!("{v:.0}")),
+                spread(&col(&|o| o.wall_s), |v| format!("{v:.0}")),
             ));
+        }
+        text.push_str(&format!(
+            "\nTest accuracy at the first check reaching each compression with validation above the floor ({model}):\n\n| method |{}\n|---|{}\n",
+            LADDER.iter().map(|l| format!(" >= {l:.0}x |")).collect::<String>(),
+            LADDER.iter().map(|_| "---|").collect::<String>()
+        ));
+        for (label, found) in &rows {
+            if found.is_empty() {
+                continue;
+            }
+            let cells: String = (0..LADDER.len())
+                .map(|i| {
+                    let v: Vec<f64> = found.iter().filter_map(|o| o.ladder[i]).collect();
+                    format!(" {} |", spread(&v, pct))
+                })
+                .collect();
+            text.push_str(&format!("| {} |{cells}\n", label_of(label, found)));
         }
         text.push('\n');
     }
