@@ -123,3 +123,8 @@ pub fn render(dir: &Path) -> String {
     }
     out
 }
+
+/// Replace the text between the bench-report markers of `file` with `tables`.
+pub fn write_into(file: &Path, tables: &str) -> Result<(), String> {
+    crate::markers::write_between(file, "cargo xtask bench-report", tables)
+}

@@ -4,6 +4,7 @@
 mod bench_report;
 mod export;
 mod loader;
+mod markers;
 mod overhead;
 mod prune_cost;
 mod reproduce;
@@ -30,7 +31,11 @@ enum Command {
         quick: bool,
     },
     /// The markdown tables of docs/BENCHMARKS.md from `target/bench/*.json`.
-    BenchReport,
+    BenchReport {
+        /// Also write them into docs/BENCHMARKS.md (between its markers).
+        #[arg(long)]
+        write: bool,
+    },
     /// Reproduce a results table of docs/RESULTS.md (long: run it in the background).
     Reproduce {
         /// Which results.
@@ -95,9 +100,18 @@ fn main() {
                 eprintln!("wrote {}", file.display());
             }
         }
-        Command::BenchReport => {
+        Command::BenchReport { write } => {
             let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-            print!("{}", bench_report::render(&root.join("target/bench")));
+            let tables = bench_report::render(&root.join("target/bench"));
+            print!("{tables}");
+            if write {
+                let file = root.join("docs/BENCHMARKS.md");
+                if let Err(e) = bench_report::write_into(&file, &tables) {
+                    eprintln!("error: {e}");
+                    std::process::exit(1);
+                }
+                eprintln!("wrote {}", file.display());
+            }
         }
         Command::Reproduce {
             what: Results::Lenet,

@@ -58,9 +58,6 @@ pub struct Args {
     pub report_only: bool,
 }
 
-const BEGIN: &str = "<!-- BEGIN cargo xtask reproduce lenet -->";
-const END: &str = "<!-- END cargo xtask reproduce lenet -->";
-
 /// Run the grid (skipping what is done), then write the tables.
 pub fn run(args: &Args, root: &Path) -> Result<(), String> {
     let out = root.join(&args.out);
@@ -87,18 +84,7 @@ pub fn run(args: &Args, root: &Path) -> Result<(), String> {
     }
     let tables = report(args, &out)?;
     let file = root.join("docs/RESULTS.md");
-    let old = std::fs::read_to_string(&file).unwrap_or_default();
-    let new = match (old.find(BEGIN), old.find(END)) {
-        (Some(b), Some(e)) if b < e => {
-            format!(
-                "{}{BEGIN}\n{tables}{END}{}",
-                &old[..b],
-                &old[e + END.len()..]
-            )
-        }
-        _ => format!("{old}\n{BEGIN}\n{tables}{END}\n"),
-    };
-    std::fs::write(&file, new).map_err(|e| format!("{}: {e}", file.display()))?;
+    crate::markers::write_between(&file, "cargo xtask reproduce lenet", &tables)?;
     println!("{tables}");
     eprintln!("wrote {}", file.display());
     Ok(())

@@ -1,0 +1,37 @@
+//! Generated sections of the docs: the text between `<!-- BEGIN name -->` and
+//! `<!-- END name -->` is rewritten, everything else is kept.
+
+use std::path::Path;
+
+/// Replace the section `name` of `file` with `text` (append it if the file has none).
+pub fn write_between(file: &Path, name: &str, text: &str) -> Result<(), String> {
+    let (begin, end) = (
+        format!("<!-- BEGIN {name} -->"),
+        format!("<!-- END {name} -->"),
+    );
+    let old = std::fs::read_to_string(file).unwrap_or_default();
+    let new = match (old.find(&begin), old.find(&end)) {
+        (Some(b), Some(e)) if b < e => {
+            format!("{}{begin}\n{text}{end}{}", &old[..b], &old[e + end.len()..])
+        }
+        _ => format!("{old}\n{begin}\n{text}{end}\n"),
+    };
+    std::fs::write(file, new).map_err(|e| format!("{}: {e}", file.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_the_section_is_rewritten() {
+        let file = std::env::temp_dir().join(format!("markers-{}.md", std::process::id()));
+        std::fs::write(
+            &file,
+            "intro\n<!-- BEGIN x -->\nold\n<!-- END x -->\noutro\n",
+        )
+        .unwrap();
+        super::write_between(&file, "x", "new\n").unwrap();
+        let got = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(got, "intro\n<!-- BEGIN x -->\nnew\n<!-- END x -->\noutro\n");
+        std::fs::remove_file(&file).ok();
+    }
+}
