@@ -179,6 +179,9 @@ fn grid_for(args: &Args, exe: &Path, out: &Path, model: &str, seed: u64) -> Resu
                 .arg(args.dense_epochs.to_string())
                 .arg("--epochs")
                 .arg(args.epochs.to_string())
+                // The floors the lenet example uses on full Fashion-MNIST.
+                .arg("--floor")
+                .arg(if model == "lenet5" { "0.905" } else { "0.88" })
                 .stdout(log)
                 .status()
                 .map_err(|e| format!("cannot run python3 {}: {e}", args.torch_script.display()))?;

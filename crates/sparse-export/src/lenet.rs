@@ -54,15 +54,13 @@ impl SparseLeNet300 {
 
 impl SparseClassifier for SparseLeNet300 {
     fn logits(&self, images: &[f32], batch: usize) -> Vec<f32> {
-        let (mut h, mut y) = (images.to_vec(), Vec::new());
-        for (i, l) in self.fc.iter().enumerate() {
-            l.forward(&h, batch, &mut y);
-            if i < 2 {
-                relu(&mut y);
-            }
-            std::mem::swap(&mut h, &mut y);
-        }
-        h
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        self.fc[0].forward(images, batch, &mut a);
+        relu(&mut a);
+        self.fc[1].forward(&a, batch, &mut b);
+        relu(&mut b);
+        self.fc[2].forward(&b, batch, &mut a);
+        a
     }
 }
 
