@@ -224,6 +224,8 @@ struct ProgressLine {
     on: bool,
     total: u64,
     started: Instant,
+    /// The step the clock started at (a resumed run starts late).
+    first: Option<u64>,
 }
 
 impl ProgressLine {
@@ -233,6 +235,7 @@ impl ProgressLine {
             on: wanted && std::io::stderr().is_terminal(),
             total,
             started: Instant::now(),
+            first: None,
         }
     }
 
@@ -245,7 +248,8 @@ impl ProgressLine {
         let frac = step as f64 / self.total.max(1) as f64;
         let width = 30;
         let done = ((frac * width as f64) as usize).min(width);
-        let per_step = self.started.elapsed().as_secs_f64() / step.max(1) as f64;
+        let first = *self.first.get_or_insert(step);
+        let per_step = self.started.elapsed().as_secs_f64() / (step - first).max(1) as f64;
         let eta = per_step * self.total.saturating_sub(step) as f64;
         eprint!(
             "\r[{}{}] {step}/{} loss {loss:.4} val {:.2} % sparsity {:.2} % eta {:.0} s   ",
