@@ -252,11 +252,15 @@ impl ProgressLine {
         let per_step = self.started.elapsed().as_secs_f64() / (step - first).max(1) as f64;
         let eta = per_step * self.total.saturating_sub(step) as f64;
         eprint!(
-            "\r[{}{}] {step}/{} loss {loss:.4} val {:.2} % sparsity {:.2} % eta {:.0} s   ",
+            "\r[{}{}] {step}/{} loss {loss:.4} val {} sparsity {:.2} % eta {:.0} s   ",
             "#".repeat(done),
             " ".repeat(width - done),
             self.total,
-            100.0 * val,
+            if val.is_nan() {
+                "-".to_string()
+            } else {
+                format!("{:.2} %", 100.0 * val)
+            },
             100.0 * sparsity,
             eta
         );
