@@ -239,9 +239,9 @@ impl ProgressLine {
         }
     }
 
-    /// Every 20 steps (reading the loss synchronises the device, so not every step).
-    fn due(&self, step: u64) -> bool {
-        self.on && step.is_multiple_of(20)
+    /// Whether the line is shown (the caller reads the loss every 20 steps).
+    fn due(&self, _step: u64) -> bool {
+        self.on
     }
 
     fn show(&mut self, step: u64, loss: f64, val: f64, sparsity: f64) {
@@ -632,9 +632,31 @@ fn train<M: ImageClassifier>(
             }
             let (x, y) = train.batch(b, &device);
             let loss = loss_fn.forward(model.logits(x), y);
-            if progress.due(step) {
-                let sparsity = pruner.events().last().map_or(0.0, |e| e.sparsity);
-                progress.show(step, loss.clone().into_scalar::<f64>(), last_val, sparsity);
+            // Every 20 steps: the loss must be finite (a diverged run stops before it can
+            // write a NaN checkpoint), and the progress line shows it.
+            if step.is_multiple_of(20) {
+                let value = loss.clone().into_scalar::<f64>();
+                if !value.is_finite() {
+                    progress.clear();
+                    let kept = match find_checkpoint(&args.out) {
+                        Ok((dir, p)) if p.step < step => format!(
+                            "the last good checkpoint (step {}, {}) is kept: lower --lr or --gamma \
+                             and --resume",
+                            p.step,
+                            dir.display()
+                        ),
+                        _ => "no checkpoint of this run was written yet: lower --lr or --gamma"
+                            .to_string(),
+                    };
+                    return Err(format!(
+                        "step {step}: the training loss is {value}: the run stopped; {kept}"
+                    )
+                    .into());
+                }
+                if progress.due(step) {
+                    let sparsity = pruner.events().last().map_or(0.0, |e| e.sparsity);
+                    progress.show(step, value, last_val, sparsity);
+                }
             }
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(args.lr, model, grads); // moved, not cloned: no weight copies
