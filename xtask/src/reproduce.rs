@@ -341,7 +341,8 @@ fn spread(values: &[f64], fmt: impl Fn(f64) -> String) -> String {
 fn report(args: &Args, out: &Path) -> Result<String, String> {
     let mut text = format!(
         "Built by `cargo xtask reproduce lenet --report-only` from the finished runs under `{}` \
-         ({} dense + {} epochs); `runs` = seeds finished, cells = median (min-max) over them.\n\n",
+         ({} dense + {} epochs); `runs` = seeds, cells = median (min-max) over them; wall s = the \
+         last process of a run (a resumed run counts only its last part).\n\n",
         args.out.display(),
         args.dense_epochs,
         args.epochs,
