@@ -120,10 +120,7 @@ fn one<M: ImageClassifier, S: SparseClassifier>(
 
 /// Run the benchmark; returns the JSON lines (also printed).
 pub fn run(quick: bool, script: &Path) -> Vec<Value> {
-    let threads = std::env::var("RAYON_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = crate::overhead::bench_threads();
     let device = Device::flex();
     let levels: &[f64] = if quick {
         &[0.99]

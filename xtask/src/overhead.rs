@@ -67,6 +67,14 @@ pub fn variants<M: ImageClassifier, O: Optimizer>(model: M, inner: O) -> Vec<Var
     ]
 }
 
+/// Threads both sides of a comparison use: flex's pool follows `RAYON_NUM_THREADS`.
+pub fn bench_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();

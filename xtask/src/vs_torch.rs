@@ -53,10 +53,7 @@ pub fn run(quick: bool, script: &Path) -> Vec<Value> {
         return vec![v];
     }
     // Both sides get the same number of threads: flex's pool follows RAYON_NUM_THREADS.
-    let threads = std::env::var("RAYON_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = crate::overhead::bench_threads();
     let device = Device::flex().autodiff();
     device.seed(0);
     let reps = if quick { 1 } else { 3 };
