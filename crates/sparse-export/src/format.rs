@@ -368,13 +368,17 @@ fn record(file: &str, n: usize, r: &mut Reader) -> Result<SparseTensor, ExportEr
     let values_of = |b: &[u8]| -> Vec<f32> { b.chunks_exact(vs).map(|c| vt.get(c)).collect() };
     let (indices, values) = match encoding {
         Encoding::Dense => {
-            if nnz != numel || payload.len() != numel * vs {
+            // A dense record stores every entry; the header's count of non-zero entries may
+            // be below `numel` (a trained or freshly initialised tensor can hold exact zeros).
+            if payload.len() != numel * vs {
                 return Err(err(format!(
                     "dense payload of {} bytes for {numel} entries of {vs} bytes",
                     payload.len()
                 )));
             }
-            ((0..numel as u32).collect(), values_of(payload))
+            let dense = values_of(payload);
+            let t = SparseTensor::from_dense(String::new(), Vec::new(), &dense);
+            (t.indices, t.values)
         }
         Encoding::Bitmask => {
             let nbits = numel.div_ceil(8);
@@ -488,6 +492,16 @@ mod tests {
             assert_eq!(a.to_dense(), b.to_dense());
             assert_eq!(a.shape, b.shape);
         }
+    }
+
+    #[test]
+    fn a_dense_record_with_a_few_exact_zeros_round_trips() {
+        let mut dense: Vec<f32> = (0..64).map(|i| i as f32 + 1.0).collect();
+        dense[17] = 0.0;
+        let t = SparseTensor::from_dense("w", vec![8, 8], &dense);
+        assert_eq!(t.best_encoding(ValueType::F32), Encoding::Dense);
+        let back = decode("f", &encode(std::slice::from_ref(&t), ValueType::F32)).unwrap();
+        assert_eq!(back[0], t);
     }
 
     #[test]
