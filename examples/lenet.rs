@@ -22,15 +22,28 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
 use sparse_data::{ImageSet, NormalizedImages, Split};
+use sparse_examples::classify::{self, Best, DenseRecord, Progress};
+use sparse_examples::method::Method;
+use sparse_examples::progress::ProgressLine;
+use sparse_examples::run;
 use sparse_models::{ImageClassifier, LeNet5, LeNet300};
-use sparse_prune::{Floor, PruneSchedule, Pruner, PrunerConfig, SparsityReport};
-use sparse_reg::{Coupling, GammaSchedule, Penalty, Relevance, SelectiveDecayConfig};
+use sparse_prune::{Floor, Pruner, PrunerConfig, SparsityReport};
 
 #[derive(Clone, Copy, Debug, ValueEnum, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 enum Model {
     Lenet5,
     Lenet300,
+}
+
+impl Model {
+    /// The name in records and messages (as `--model` spells it).
+    fn name(self) -> String {
+        self.to_possible_value()
+            .expect("no skipped variant")
+            .get_name()
+            .to_string()
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, Serialize, PartialEq)]
@@ -40,23 +53,6 @@ enum Dataset {
     FashionMnist,
     /// MNIST (--data-dir or --download).
     Mnist,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-enum Method {
-    /// The paper: gamma * exp(-|g|/alpha) * w^2, gated magnitude pruning.
-    Relevance,
-    /// gamma = 0: gated magnitude pruning alone (Han et al. 2015).
-    Magnitude,
-    /// Plain L2 (relevance factor 1), gated pruning.
-    L2,
-    /// L1 penalty gamma * |w|, gated pruning.
-    L1,
-    /// LOBSTER's post-step shrink w -= gamma * w * max(0, 1 - |g|), gated pruning.
-    Lobster,
-    /// Gradual magnitude pruning (Zhu & Gupta) to --gmp-sparsity, gamma = 0.
-    Gmp,
 }
 
 #[derive(Parser, Debug, Serialize)]
@@ -135,53 +131,6 @@ struct Args {
     quiet: bool,
 }
 
-/// The dense model a run started from: `dense/model.bpk` + this record, in the run directory.
-#[derive(Serialize, serde::Deserialize)]
-struct DenseRecord {
-    model: Model,
-    seed: u64,
-    epochs: usize,
-    val_acc: f64,
-    test_acc: f64,
-}
-
-impl DenseRecord {
-    /// The dense start saved under `dir` (a `dense/` directory or a run directory holding one).
-    fn load(
-        dir: &std::path::Path,
-        model: Model,
-    ) -> Result<(Self, PathBuf), Box<dyn std::error::Error>> {
-        let dir = if dir.join("dense").is_dir() {
-            dir.join("dense")
-        } else {
-            dir.to_path_buf()
-        };
-        let file = dir.join("dense.json");
-        let text = std::fs::read_to_string(&file).map_err(|e| {
-            format!(
-                "{}: cannot read the dense start record: {e}",
-                file.display()
-            )
-        })?;
-        let record: Self = serde_json::from_str(&text).map_err(|e| {
-            format!(
-                "{}: not a dense start record of this example: {e}",
-                file.display()
-            )
-        })?;
-        if record.model as u8 != model as u8 {
-            return Err(format!(
-                "{}: the dense start is a {:?}, this run trains a {:?} (--model)",
-                file.display(),
-                record.model,
-                model
-            )
-            .into());
-        }
-        Ok((record, dir.join("model.bpk")))
-    }
-}
-
 /// A data set as normalised f32 images (the paper's MNIST normalisation), ready to batch.
 struct Data(NormalizedImages);
 
@@ -206,159 +155,7 @@ impl Data {
 }
 
 fn accuracy<M: ImageClassifier>(model: &M, data: &Data, device: &Device) -> f64 {
-    let model = model.valid();
-    let device = device.clone().inner();
-    let mut correct = 0i64;
-    let idx: Vec<usize> = (0..data.len()).collect();
-    for chunk in idx.chunks(1000) {
-        let (x, y) = data.batch(chunk, &device);
-        let pred = model.logits(x).argmax(1).flatten::<1>(0, 1);
-        correct += pred.equal(y).int().sum().into_scalar::<i64>();
-    }
-    correct as f64 / data.len() as f64
-}
-
-/// A one-line progress display on the terminal (stderr): step, loss, validation, sparsity.
-/// Silent when stderr is not a terminal (logs, CI) or with --quiet.
-struct ProgressLine {
-    on: bool,
-    total: u64,
-    started: Instant,
-    /// The step the clock started at (a resumed run starts late).
-    first: Option<u64>,
-}
-
-impl ProgressLine {
-    fn new(wanted: bool, total: u64) -> Self {
-        use std::io::IsTerminal;
-        Self {
-            on: wanted && std::io::stderr().is_terminal(),
-            total,
-            started: Instant::now(),
-            first: None,
-        }
-    }
-
-    /// Whether the line is shown (the caller reads the loss every 20 steps).
-    fn due(&self, _step: u64) -> bool {
-        self.on
-    }
-
-    fn show(&mut self, step: u64, loss: f64, val: f64, sparsity: f64) {
-        let frac = step as f64 / self.total.max(1) as f64;
-        let width = 30;
-        let done = ((frac * width as f64) as usize).min(width);
-        let first = *self.first.get_or_insert(step);
-        let per_step = self.started.elapsed().as_secs_f64() / (step - first).max(1) as f64;
-        let eta = per_step * self.total.saturating_sub(step) as f64;
-        eprint!(
-            "\r[{}{}] {step}/{} loss {loss:.4} val {} sparsity {:.2} % eta {:.0} s   ",
-            "#".repeat(done),
-            " ".repeat(width - done),
-            self.total,
-            if val.is_nan() {
-                "-".to_string()
-            } else {
-                format!("{:.2} %", 100.0 * val)
-            },
-            100.0 * sparsity,
-            eta
-        );
-    }
-
-    fn clear(&self) {
-        if self.on {
-            eprint!("\r{}\r", " ".repeat(110));
-        }
-    }
-}
-
-/// A seeded permutation (the shuffle of each epoch).
-fn permutation(n: usize, seed: u64) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut s = seed;
-    for i in (1..n).rev() {
-        s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        order.swap(i, ((s >> 33) % (i as u64 + 1)) as usize);
-    }
-    order
-}
-
-/// Where a run stands: written last in each checkpoint, so a checkpoint is complete iff its
-/// progress.json exists.
-#[derive(Serialize, serde::Deserialize, Clone)]
-struct Progress {
-    step: u64,
-    best: Option<Best>,
-    dense_val: f64,
-    dense_test: f64,
-    floor: f64,
-}
-
-/// Write model (weights + masks), optimizer, pruner/clock and progress atomically: into
-/// `checkpoint.tmp`, then swapped with `checkpoint`; a kill at any point leaves one complete.
-fn save_checkpoint<M: ImageClassifier>(
-    out: &std::path::Path,
-    model: &M,
-    optim: &ModuleOptimizer,
-    pruner: &Pruner,
-    progress: &Progress,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let (tmp, dir, old) = (
-        out.join("checkpoint.tmp"),
-        out.join("checkpoint"),
-        out.join("checkpoint.old"),
-    );
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp)?;
-    model.clone().save_file(tmp.join("model.bpk"))?;
-    optim.save(tmp.join("optim.bpk"))?;
-    pruner.save_state(tmp.join("pruner.json"))?;
-    std::fs::write(
-        tmp.join("progress.json"),
-        serde_json::to_string_pretty(progress)?,
-    )?;
-    let _ = std::fs::remove_dir_all(&old);
-    if dir.exists() {
-        std::fs::rename(&dir, &old)?;
-    }
-    std::fs::rename(&tmp, &dir)?;
-    let _ = std::fs::remove_dir_all(&old);
-    Ok(())
-}
-
-/// The newest complete checkpoint of a run directory.
-fn find_checkpoint(
-    out: &std::path::Path,
-) -> Result<(PathBuf, Progress), Box<dyn std::error::Error>> {
-    for dir in [out.join("checkpoint"), out.join("checkpoint.old")] {
-        let file = dir.join("progress.json");
-        if let Ok(text) = std::fs::read_to_string(&file) {
-            let p: Progress = serde_json::from_str(&text).map_err(|e| {
-                format!(
-                    "{}: not a progress record of this example: {e}",
-                    file.display()
-                )
-            })?;
-            return Ok((dir, p));
-        }
-    }
-    Err(format!(
-        "{}: no checkpoint to resume (checkpoints are written at every prune check of the pruning phase)",
-        out.display()
-    )
-    .into())
-}
-
-#[derive(Serialize, serde::Deserialize, Clone)]
-struct Best {
-    remaining: f64,
-    compression: f64,
-    val_acc: f64,
-    test_acc: f64,
-    step: u64,
+    classify::accuracy(model, data.len(), device, |idx, d| data.batch(idx, d))
 }
 
 fn main() {
@@ -382,14 +179,7 @@ fn train<M: ImageClassifier>(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     // Nothing a user has is overwritten silently.
-    if args.out.join("summary.json").exists() && !args.force && !args.resume {
-        return Err(format!(
-            "{} already holds the results of a run (summary.json): choose another --out or pass --force",
-            args.out.display()
-        )
-        .into());
-    }
-    std::fs::create_dir_all(&args.out)?;
+    run::guard_out(&args.out, args.force, args.resume)?;
     // The paper's schedule on the full data; a shorter one that fits the embedded subset.
     let mut args = args;
     let paper = args.data_dir.is_some() || args.download;
@@ -464,7 +254,7 @@ fn train<M: ImageClassifier>(
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
     let steps_per_epoch = (train.len() / args.batch) as u64;
     let resume = if args.resume {
-        Some(find_checkpoint(&args.out)?)
+        Some(run::find_checkpoint::<Progress>(&args.out)?)
     } else {
         None
     };
@@ -476,7 +266,7 @@ fn train<M: ImageClassifier>(
         }
         None => match &args.from {
             Some(from) => {
-                let (record, file) = DenseRecord::load(from, args.model)?;
+                let (record, file) = DenseRecord::load(from, &args.model.name())?;
                 let model = init(&device)
                     .try_load_file(&file)
                     .map_err(|e| format!("{}: cannot load the dense model: {e}", file.display()))?;
@@ -501,19 +291,14 @@ fn train<M: ImageClassifier>(
                     &device,
                 );
                 let dir = args.out.join("dense");
-                std::fs::create_dir_all(&dir)?;
-                model.clone().save_file(dir.join("model.bpk"))?;
                 let record = DenseRecord {
-                    model: args.model,
+                    model: args.model.name(),
                     seed: args.seed,
                     epochs: dense_epochs,
                     val_acc,
                     test_acc,
                 };
-                std::fs::write(
-                    dir.join("dense.json"),
-                    serde_json::to_string_pretty(&record)?,
-                )?;
+                record.save(&dir, &model)?;
                 (model, val_acc, test_acc)
             }
         },
@@ -530,59 +315,18 @@ fn train<M: ImageClassifier>(
     )?;
 
     // 2. The method, or a baseline in the same harness.
-    let (gamma, relevance, penalty, coupling) = match args.method {
-        Method::Relevance => (
-            args.gamma,
-            Relevance::Exp { alpha: args.alpha },
-            Penalty::L2,
-            Coupling::Coupled,
-        ),
-        Method::Magnitude | Method::Gmp => {
-            (0.0, Relevance::Constant, Penalty::L2, Coupling::Coupled)
-        }
-        Method::L2 => (
-            args.gamma,
-            Relevance::Constant,
-            Penalty::L2,
-            Coupling::Coupled,
-        ),
-        Method::L1 => (
-            args.gamma,
-            Relevance::Constant,
-            Penalty::L1,
-            Coupling::Coupled,
-        ),
-        Method::Lobster => (
-            args.gamma,
-            Relevance::Lobster,
-            Penalty::L2,
-            Coupling::Decoupled,
-        ),
-    };
-    let decay = SelectiveDecayConfig::new()
-        .with_gamma(gamma)
-        .with_relevance(relevance)
-        .with_penalty(penalty)
-        .with_coupling(coupling)
-        .with_schedule(GammaSchedule::Linear {
-            steps: steps_per_epoch.max(1),
-        })
+    let decay = args
+        .method
+        .decay(args.gamma, args.alpha, steps_per_epoch)
         .build(AdamConfig::new().with_epsilon(1e-8).build())?;
     let total_steps = args.max_steps.unwrap_or(steps_per_epoch * epochs as u64);
-    let schedule = match args.method {
-        Method::Gmp => PruneSchedule::Gradual {
-            start: every,
-            end: (total_steps * 3 / 4).max(every + 1),
-            every,
-            initial_sparsity: 0.0,
-            final_sparsity: args.gmp_sparsity,
-        },
-        _ => PruneSchedule::Gated {
-            every,
-            fraction,
-            floor: Floor::AtLeast(floor),
-        },
-    };
+    let schedule = args.method.schedule(
+        every,
+        fraction,
+        Floor::AtLeast(floor),
+        total_steps,
+        args.gmp_sparsity,
+    );
     let mut pruner: Pruner = PrunerConfig::new(schedule)
         .init()?
         .with_decay_clock(decay.clock());
@@ -601,28 +345,15 @@ fn train<M: ImageClassifier>(
     };
 
     let metrics = args.out.join("metrics.csv");
-    let mut rows = String::from("step,epoch,val_acc,test_acc,alive,sparsity,gamma\n");
-    if resume.is_some() {
-        // Keep the rows up to the checkpoint; later ones are measured again.
-        let old = std::fs::read_to_string(&metrics).unwrap_or_default();
-        for line in old.lines().skip(1) {
-            if line
-                .split(',')
-                .next()
-                .and_then(|v| v.parse::<u64>().ok())
-                .is_some_and(|s| s <= step)
-            {
-                rows.push_str(line);
-                rows.push('\n');
-            }
-        }
-    }
-    std::fs::write(&metrics, rows)?;
-    let mut csv = std::fs::OpenOptions::new().append(true).open(&metrics)?;
+    let mut csv = run::open_metrics(
+        &metrics,
+        "step,epoch,val_acc,test_acc,alive,sparsity,gamma",
+        resume.as_ref().map(|_| step),
+    )?;
     let mut progress = ProgressLine::new(!args.quiet, total_steps);
     let mut last_val = f64::NAN;
     'training: for epoch in (step / steps_per_epoch) as usize.. {
-        let order = permutation(train.len(), args.seed ^ (1000 + epoch as u64));
+        let order = sparse_data::epoch_order(train.len(), args.seed ^ (1000 + epoch as u64));
         for (i, b) in order.chunks_exact(args.batch).enumerate() {
             if (epoch as u64 * steps_per_epoch + i as u64) < step {
                 continue; // already done before the checkpoint
@@ -638,25 +369,12 @@ fn train<M: ImageClassifier>(
                 let value = loss.clone().into_scalar::<f64>();
                 if !value.is_finite() {
                     progress.clear();
-                    let kept = match find_checkpoint(&args.out) {
-                        Ok((dir, p)) if p.step < step => format!(
-                            "the last good checkpoint (step {}, {}) is kept: lower --lr or --gamma \
-                             and --resume",
-                            p.step,
-                            dir.display()
-                        ),
-                        _ => "no checkpoint of this run was written yet: lower --lr or --gamma"
-                            .to_string(),
-                    };
-                    return Err(format!(
-                        "step {step}: the training loss is {value}: the run stopped; {kept}"
-                    )
-                    .into());
+                    let last = run::find_checkpoint::<Progress>(&args.out).ok();
+                    let last = last.as_ref().map(|(dir, p)| (p.step, dir.as_path()));
+                    return Err(run::diverged(step, value, last).into());
                 }
-                if progress.due(step) {
-                    let sparsity = pruner.events().last().map_or(0.0, |e| e.sparsity);
-                    progress.show(step, value, last_val, sparsity);
-                }
+                let sparsity = pruner.events().last().map_or(0.0, |e| e.sparsity);
+                progress.show(step, value, last_val, sparsity);
             }
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(args.lr, model, grads); // moved, not cloned: no weight copies
@@ -681,19 +399,15 @@ fn train<M: ImageClassifier>(
                 report.sparsity(),
                 decay.gamma()
             )?;
-            if val_acc > floor
-                && best
-                    .as_ref()
-                    .is_none_or(|b| 1.0 - report.sparsity() < b.remaining)
-            {
-                best = Some(Best {
-                    remaining: 1.0 - report.sparsity(),
-                    compression: report.compression(),
-                    val_acc,
-                    test_acc,
-                    step,
-                });
-            }
+            Best::update(
+                &mut best,
+                1.0 - report.sparsity(),
+                report.compression(),
+                val_acc,
+                test_acc,
+                step,
+                floor,
+            );
             let (m, event) = pruner.step(model, step, Some(val_acc))?;
             model = m;
             let progress = Progress {
@@ -703,17 +417,17 @@ fn train<M: ImageClassifier>(
                 dense_test,
                 floor,
             };
-            save_checkpoint(&args.out, &model, &optim, &pruner, &progress)?;
+            run::save_checkpoint(&args.out, &model, &optim, &pruner, &progress)?;
             println!(
-                "step {step:6} (epoch {:5.2}): validation {:.2} %, test {:.2} %, {:.3} % left{}",
-                step as f64 / steps_per_epoch as f64,
-                100.0 * val_acc,
-                100.0 * test_acc,
-                100.0 * (1.0 - report.sparsity()),
-                event.map_or(String::new(), |e| format!(
-                    " -> pruned to {:.3} %",
-                    100.0 * (1.0 - e.sparsity)
-                ))
+                "{}",
+                classify::check_line(
+                    step,
+                    step as f64 / steps_per_epoch as f64,
+                    val_acc,
+                    test_acc,
+                    &report,
+                    event.map(|e| e.sparsity)
+                )
             );
         }
     }
@@ -738,43 +452,11 @@ fn train<M: ImageClassifier>(
         serde_json::to_string_pretty(&summary)?,
     )?;
     // Test accuracy against compression, one point per prune check.
-    let total = report.params() as f64;
-    let points: Vec<(f64, f64)> = std::fs::read_to_string(&metrics)?
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            let (acc, alive) = (
-                f.get(3)?.parse::<f64>().ok()?,
-                f.get(4)?.parse::<f64>().ok()?,
-            );
-            Some((total / alive.max(1.0), 100.0 * acc))
-        })
-        .collect();
-    let series = sparse_examples::plot::Series {
-        points,
-        color: [20, 90, 200],
-    };
-    sparse_examples::plot::plot_compression(&args.out.join("accuracy.png"), &[series], None)?;
-    match best {
-        Some(b) => println!(
-            "sparsest checkpoint above the {:.1} % floor: step {}, {:.3} % of the weights left ({:.0}x), \
-             validation {:.2} %, test {:.2} % (dense test {:.2} %)",
-            100.0 * floor,
-            b.step,
-            100.0 * b.remaining,
-            b.compression,
-            100.0 * b.val_acc,
-            100.0 * b.test_acc,
-            100.0 * dense_test
-        ),
-        None => println!(
-            "no checkpoint passed the {:.1} % validation floor (dense validation {:.2} %): lower --floor or \
-             train longer",
-            100.0 * floor,
-            100.0 * dense_val
-        ),
-    }
+    classify::plot_accuracy(&metrics, report.params(), &args.out.join("accuracy.png"))?;
+    println!(
+        "{}",
+        classify::best_line(best.as_ref(), floor, dense_val, dense_test)
+    );
     println!("results in {}", args.out.display());
     Ok(())
 }
@@ -794,7 +476,7 @@ fn dense_phase<M: ImageClassifier>(
     // 1. Dense training (Adam, as the paper).
     let mut optim: ModuleOptimizer = AdamConfig::new().with_epsilon(1e-8).init();
     for epoch in 0..dense_epochs {
-        let order = permutation(train.len(), args.seed ^ (epoch as u64 + 1));
+        let order = sparse_data::epoch_order(train.len(), args.seed ^ (epoch as u64 + 1));
         for b in order.chunks_exact(args.batch) {
             let (x, y) = train.batch(b, device);
             let loss = loss_fn.forward(model.logits(x), y);

@@ -15,14 +15,7 @@ pub fn run(quick: bool) -> Vec<Value> {
     let device = Device::flex().autodiff();
     let data = NormalizedImages::mnist_normalised(&ImageSet::embedded(Split::Train));
     let batches = if quick { 200 } else { 2000 };
-    let mut order: Vec<usize> = (0..data.len()).collect();
-    let mut s = 7u64;
-    for i in (1..order.len()).rev() {
-        s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        order.swap(i, ((s >> 33) % (i as u64 + 1)) as usize);
-    }
+    let order = sparse_data::epoch_order(data.len(), 7);
     let (mut x, mut y) = (Vec::new(), Vec::new());
     let t = Instant::now();
     for b in 0..batches {

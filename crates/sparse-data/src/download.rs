@@ -148,6 +148,11 @@ fn verify(what: impl AsRef<Path>, gz: &[u8], sha: &str, of: Checksum) -> Result<
 
 /// GET an `http://host[:port]/path` URL; follows up to 5 redirects.
 pub fn http_get(url: &str) -> Result<Vec<u8>, DataError> {
+    http_get_limited(url, MAX_RESPONSE)
+}
+
+/// [`http_get`] refusing responses over `max_response` bytes.
+pub(crate) fn http_get_limited(url: &str, max_response: usize) -> Result<Vec<u8>, DataError> {
     let mut url = url.to_string();
     for _ in 0..5 {
         let rest = url.strip_prefix("http://").ok_or_else(|| {
@@ -177,11 +182,11 @@ pub fn http_get(url: &str) -> Result<Vec<u8>, DataError> {
             .map_err(|e| fail(format!("cannot send the request: {e}")))?;
         let mut response = Vec::new();
         stream
-            .take(MAX_RESPONSE as u64 + 1)
+            .take(max_response as u64 + 1)
             .read_to_end(&mut response)
             .map_err(|e| fail(format!("cannot read the response: {e}")))?;
-        if response.len() > MAX_RESPONSE {
-            return Err(fail(format!("response larger than {MAX_RESPONSE} bytes")));
+        if response.len() > max_response {
+            return Err(fail(format!("response larger than {max_response} bytes")));
         }
         let split = response
             .windows(4)

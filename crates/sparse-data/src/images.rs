@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::shuffle::validation_indices;
 use crate::{DataError, IdxArray, parse_idx, read_idx};
 
 /// Which half of an MNIST-format data set.
@@ -154,21 +155,7 @@ impl ImageSet {
                 ),
             ));
         }
-        let mut order: Vec<usize> = (0..self.len()).collect();
-        let mut state = seed;
-        for i in (1..order.len()).rev() {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            order.swap(i, (z % (i as u64 + 1)) as usize);
-        }
-        let (val_idx, train_idx) = order.split_at(n_val);
-        let mut val_idx = val_idx.to_vec();
-        let mut train_idx = train_idx.to_vec();
-        val_idx.sort_unstable();
-        train_idx.sort_unstable();
+        let (train_idx, val_idx) = validation_indices(self.len(), n_val, seed);
         Ok((self.subset(&train_idx), self.subset(&val_idx)))
     }
 

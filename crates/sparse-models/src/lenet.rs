@@ -7,7 +7,8 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-/// A model that maps images `[batch, 1, 28, 28]` to class logits `[batch, classes]`.
+/// A model that maps images `[batch, channels, height, width]` to class logits
+/// `[batch, classes]`.
 pub trait ImageClassifier: Module {
     /// The logits.
     fn logits(&self, images: Tensor<4>) -> Tensor<2>;

@@ -1,8 +1,13 @@
-//! Models for the sparse-burn examples and benchmarks: the paper's LeNet-300-100 and LeNet-5.
+//! Models for the sparse-burn examples and benchmarks: the paper's LeNet-300-100 and LeNet-5,
+//! and VGG-16 and ResNet-(6n+2) for CIFAR-10.
 #![warn(missing_docs)]
 
 mod lenet;
+mod resnet;
 mod unfold_conv;
+mod vgg;
 
 pub use lenet::{ImageClassifier, LeNet5, LeNet300};
+pub use resnet::{BasicBlock, ResNet, ResNetConfig, Shortcut};
 pub use unfold_conv::conv2d_unfolded;
+pub use vgg::{ConvBn, Vgg16};

@@ -69,12 +69,13 @@ impl ModuleVisitor for Snapshotter<'_> {
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if self.out.iter().any(|p| p.id == param.id) {
+        let path = self.path.join(".");
+        if sparse_reg::is_running_statistic(&path) || self.out.iter().any(|p| p.id == param.id) {
             return;
         }
         let grad = self.grads.and_then(|g| g.get::<D>(param.id)).map(host_f32);
         self.out.push(ParamSnapshot {
-            path: self.path.join("."),
+            path,
             id: param.id,
             shape: param.lazy_shape().as_slice().to_vec(),
             weight: if self.weights {

@@ -222,3 +222,28 @@ fn report_counts_masked_and_unmasked_parameters() {
     assert_eq!(json["params"], 132);
     assert_eq!(json["rows"].as_array().unwrap().len(), 4);
 }
+
+#[test]
+fn batch_norm_running_statistics_are_neither_masked_nor_counted() {
+    let device = Device::flex().autodiff();
+    let bn = burn::nn::BatchNormConfig::new(4).init(&device);
+    // Burn visits running_mean / running_var like float parameters; they are buffers.
+    let (bn, n) = attach_masks(bn, None, MaskInit::AllAlive).unwrap();
+    assert_eq!(n, 2, "gamma and beta only");
+    let report = SparsityReport::of(&bn);
+    assert_eq!(report.params(), 8);
+    let mut pruner = PrunerConfig::new(PruneSchedule::OneShot {
+        at: 0,
+        sparsity: 0.5,
+    })
+    .init()
+    .unwrap();
+    let bn = fold(bn);
+    let bn = pruner.attach(bn).unwrap();
+    let (bn, event) = pruner.prune(bn, 0, Amount::Sparsity(0.5), None).unwrap();
+    assert_eq!(event.removed, 4);
+    assert_eq!(
+        bn.running_var.value().into_data().to_vec::<f32>().unwrap(),
+        vec![1.0; 4]
+    );
+}

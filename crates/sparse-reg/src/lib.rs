@@ -38,6 +38,6 @@ mod schedule;
 pub use config::{Coupling, Penalty, SelectiveDecayConfig};
 pub use decay::SelectiveDecay;
 pub use error::ConfigError;
-pub use params::{ParamInfo, float_params, select_params};
+pub use params::{ParamInfo, float_params, is_running_statistic, select_params};
 pub use relevance::Relevance;
 pub use schedule::{ClockState, DecayClock, GammaSchedule};

@@ -24,7 +24,9 @@ impl ParamInfo {
 /// Every float parameter of `module`, in traversal order, tied parameters once.
 ///
 /// Reparameterization state (such as pruning masks, which are boolean) is not listed; a
-/// reparameterized parameter is listed by the path of its stored base.
+/// reparameterized parameter is listed by the path of its stored base. Running statistics
+/// (BatchNorm's `running_mean` and `running_var`, which Burn's visitors report like float
+/// parameters) are buffers, not parameters: not listed (see [`is_running_statistic`]).
 ///
 /// ```
 /// use burn::nn::LinearConfig;
@@ -39,6 +41,23 @@ pub fn float_params<M: Module>(module: &M) -> Vec<ParamInfo> {
     let mut visitor = Collector::default();
     module.visit(&mut visitor);
     visitor.params
+}
+
+/// Whether a float tensor visited at `path` is a running statistic rather than a parameter.
+///
+/// Burn 0.22 visits a `RunningState` buffer through `visit_float`, with no way to tell it
+/// from a parameter but its field name; BatchNorm's `running_mean` and `running_var` are the
+/// only ones in burn-nn. They have no gradient, take no decay and are never pruned.
+///
+/// ```
+/// assert!(sparse_reg::is_running_statistic("blocks.0.bn1.running_var"));
+/// assert!(!sparse_reg::is_running_statistic("blocks.0.bn1.gamma"));
+/// ```
+pub fn is_running_statistic(path: &str) -> bool {
+    matches!(
+        path.rsplit('.').next(),
+        Some("running_mean" | "running_var")
+    )
 }
 
 /// The float parameters of `module` that `group` selects (`None` selects all).
@@ -65,11 +84,12 @@ impl ModuleVisitor for Collector {
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if self.params.iter().any(|p| p.id == param.id) {
+        let path = self.path.join(".");
+        if is_running_statistic(&path) || self.params.iter().any(|p| p.id == param.id) {
             return;
         }
         self.params.push(ParamInfo {
-            path: self.path.join("."),
+            path,
             id: param.id,
             shape: param.lazy_shape().as_slice().to_vec(),
         });

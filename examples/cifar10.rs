@@ -1,0 +1,591 @@
+//! CIFAR-10 with VGG-16 or ResNet-(6n+2): dense training (SGD momentum, cosine learning
+//! rate, crop + flip augmentation), then the relevance-weighted decay with validation-gated
+//! global magnitude pruning.
+//!
+//!     cargo run --release --example cifar10 --features wgpu -- --data-dir data/cifar10
+//!     cargo run --release --example cifar10 --features wgpu -- --download   # into data/cifar10
+//!     cargo run --release --example cifar10 -- --model resnet20 --synthetic 200 \
+//!         --dense-epochs 1 --epochs 2                   # generated CIFAR-format data, on CPU
+//!
+//! Same run directory as the LeNet example: config.json, metrics.csv, accuracy.png,
+//! checkpoint/ (--resume), dense/ (--from), summary.json. By default every parameter is
+//! regularised and pruned, BatchNorm gains and shifts included (the paper's choice);
+//! `--keep-bn` leaves BatchNorm out of both.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use burn::module::ParamGroup;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use clap::{Parser, ValueEnum};
+use serde::Serialize;
+use sparse_data::{CifarBatches, CifarSet, Split};
+use sparse_examples::classify::{self, Best, DenseRecord, Progress};
+use sparse_examples::method::Method;
+use sparse_examples::progress::ProgressLine;
+use sparse_examples::run;
+use sparse_models::{ImageClassifier, ResNetConfig, Vgg16};
+use sparse_prune::{Floor, PrunerConfig, SparsityReport};
+
+#[derive(Clone, Copy, Debug, PartialEq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Model {
+    /// VGG-16 with BatchNorm (14.7 M parameters).
+    Vgg16,
+    /// ResNet-20 (0.27 M).
+    Resnet20,
+    /// ResNet-32 (0.47 M).
+    Resnet32,
+    /// ResNet-56 (0.86 M).
+    Resnet56,
+}
+
+impl Model {
+    fn name(self) -> String {
+        self.to_possible_value()
+            .expect("no skipped variant")
+            .get_name()
+            .to_string()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum LrSchedule {
+    /// Half a cosine from the initial rate to 0.
+    Cosine,
+    /// x0.1 at 50 % and at 75 % of the steps.
+    Step,
+}
+
+impl LrSchedule {
+    fn at(self, lr: f64, step: u64, total: u64) -> f64 {
+        let t = step as f64 / total.max(1) as f64;
+        match self {
+            LrSchedule::Cosine => 0.5 * lr * (1.0 + (std::f64::consts::PI * t).cos()),
+            LrSchedule::Step if t < 0.5 => lr,
+            LrSchedule::Step if t < 0.75 => 0.1 * lr,
+            LrSchedule::Step => 0.01 * lr,
+        }
+    }
+}
+
+#[derive(Parser, Debug, Serialize)]
+#[command(about = "CIFAR-10 + relevance-weighted decay + gated iterative pruning")]
+struct Args {
+    #[arg(long, value_enum, default_value = "resnet32")]
+    model: Model,
+    /// Directory of CIFAR-10's binary version (or of its cifar-10-batches-bin/).
+    #[arg(long, default_value = "data/cifar10")]
+    data_dir: PathBuf,
+    /// Download cifar-10-binary.tar.gz (SHA-256 verified) into --data-dir if it is not there.
+    #[arg(long)]
+    download: bool,
+    /// Base URL to download from instead of the official host (a mirror, a test server).
+    #[arg(long)]
+    download_url: Option<String>,
+    /// Write a generated CIFAR-format data set (N images per training file, N / 5 test)
+    /// into --data-dir if it holds no CIFAR files, and train on it (tests, CI, timing).
+    #[arg(long, value_name = "N")]
+    synthetic: Option<usize>,
+    /// Validation images held out from the training set [5,000, or a tenth of a small set].
+    #[arg(long)]
+    val_size: Option<usize>,
+    #[arg(long, value_enum, default_value = "relevance")]
+    method: Method,
+    /// Decay strength gamma0 (2 * gamma = 5e-4 is CIFAR's usual weight decay).
+    #[arg(long, default_value_t = 2.5e-4)]
+    gamma: f64,
+    /// Relevance scale alpha of exp(-|g|/alpha).
+    #[arg(long, default_value_t = 1.0)]
+    alpha: f64,
+    /// Learning rate of dense training (SGD, momentum 0.9, weight decay 5e-4).
+    #[arg(long, default_value_t = 0.1)]
+    lr: f64,
+    /// Learning rate of the pruning phase (SGD, momentum 0.9, the method's decay).
+    #[arg(long, default_value_t = 0.01)]
+    prune_lr: f64,
+    #[arg(long, value_enum, default_value = "cosine")]
+    lr_schedule: LrSchedule,
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+    #[arg(long, default_value_t = 160)]
+    dense_epochs: usize,
+    #[arg(long, default_value_t = 60)]
+    epochs: usize,
+    /// Stop the pruning phase after this many steps (smoke runs); the schedules still span
+    /// --epochs.
+    #[arg(long)]
+    max_steps: Option<u64>,
+    /// Prune check every E optimizer steps.
+    #[arg(long, default_value_t = 300)]
+    every: u64,
+    /// Fraction p of the alive weights removed per prune.
+    #[arg(long, default_value_t = 0.05)]
+    fraction: f64,
+    /// Validation accuracy floor [the dense validation accuracy minus 0.01].
+    #[arg(long)]
+    floor: Option<f64>,
+    /// Leave BatchNorm gains and shifts out of the decay and of pruning.
+    #[arg(long)]
+    keep_bn: bool,
+    /// Final sparsity of the gmp method.
+    #[arg(long, default_value_t = 0.95)]
+    gmp_sparsity: f64,
+    #[arg(long, default_value_t = 1234)]
+    seed: u64,
+    #[arg(long, default_value = "runs/cifar10")]
+    out: PathBuf,
+    /// Overwrite a run directory that already holds results.
+    #[arg(long)]
+    force: bool,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// Start from the dense model of another run (its dense/ directory or run directory).
+    #[arg(long)]
+    from: Option<PathBuf>,
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// A split of CIFAR-10 on the host; batches are gathered (and augmented) per step.
+struct Data(CifarBatches);
+
+impl Data {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The images at `idx`; augmented (crop + flip) when `augment` holds a seed.
+    fn batch(
+        &self,
+        idx: &[usize],
+        augment: Option<u64>,
+        device: &Device,
+    ) -> (Tensor<4>, Tensor<1, Int>) {
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        match augment {
+            Some(seed) => self.0.gather_augmented(idx, seed, &mut x, &mut y),
+            None => self.0.gather(idx, &mut x, &mut y),
+        }
+        let n = idx.len();
+        (
+            Tensor::from_data(TensorData::new(x, [n, 3, 32, 32]), device),
+            Tensor::from_data(TensorData::new(y, [n]), device),
+        )
+    }
+
+    fn accuracy<M: ImageClassifier>(&self, model: &M, device: &Device) -> f64 {
+        classify::accuracy(model, self.len(), device, |idx, d| self.batch(idx, None, d))
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    let result = match args.model {
+        Model::Vgg16 => train(|d| Ok(Vgg16::new(10, d)), args),
+        Model::Resnet20 => train(|d| ResNetConfig::new(20).init(d), args),
+        Model::Resnet32 => train(|d| ResNetConfig::new(32).init(d), args),
+        Model::Resnet56 => train(|d| ResNetConfig::new(56).init(d), args),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Checks that need no data: every field in range, before any work starts.
+fn validate(args: &Args) -> Result<(), String> {
+    let checks: [(&str, bool, &str); 8] = [
+        ("--batch", args.batch >= 1, "at least 1"),
+        ("--every", args.every >= 1, "at least 1"),
+        (
+            "--fraction",
+            args.fraction > 0.0 && args.fraction < 1.0,
+            "in (0, 1)",
+        ),
+        (
+            "--lr",
+            args.lr > 0.0 && args.lr.is_finite(),
+            "a positive number",
+        ),
+        (
+            "--prune-lr",
+            args.prune_lr > 0.0 && args.prune_lr.is_finite(),
+            "a positive number",
+        ),
+        (
+            "--gamma",
+            args.gamma >= 0.0 && args.gamma.is_finite(),
+            ">= 0",
+        ),
+        (
+            "--alpha",
+            args.alpha > 0.0 && args.alpha.is_finite(),
+            "a positive number",
+        ),
+        (
+            "--floor",
+            args.floor.is_none_or(|f| (0.0..1.0).contains(&f)),
+            "an accuracy in [0, 1)",
+        ),
+    ];
+    for (name, ok, expected) in checks {
+        if !ok {
+            return Err(format!("{name}: expected {expected}"));
+        }
+    }
+    if args.synthetic == Some(0) {
+        return Err("--synthetic: expected at least 1 image per file".into());
+    }
+    Ok(())
+}
+
+fn train<M: ImageClassifier>(
+    init: fn(&Device) -> Result<M, String>,
+    mut args: Args,
+) -> Result<(), run::Error> {
+    let started = Instant::now();
+    validate(&args)?;
+    run::guard_out(&args.out, args.force, args.resume)?;
+
+    // 1. Data: train / validation (from the training set) / test.
+    if let Some(n) = args.synthetic
+        && !sparse_data::cifar_dir(&args.data_dir)
+            .join("test_batch.bin")
+            .exists()
+    {
+        CifarSet::write_synthetic(&args.data_dir, n, (n / 5).max(10), args.seed)?;
+        println!(
+            "{}: generated CIFAR-format data written",
+            args.data_dir.display()
+        );
+    }
+    if args.download
+        && sparse_data::download_cifar(
+            &sparse_data::CIFAR10,
+            args.download_url.as_deref(),
+            &args.data_dir,
+        )?
+    {
+        println!(
+            "{}: CIFAR-10 downloaded and verified",
+            args.data_dir.display()
+        );
+    }
+    let train_set = CifarSet::load_dir(&args.data_dir, Split::Train)?;
+    let test_set = CifarSet::load_dir(&args.data_dir, Split::Test)?;
+    let val_size = args.val_size.unwrap_or(if train_set.len() >= 50_000 {
+        5_000
+    } else {
+        train_set.len() / 10
+    });
+    let (train_set, val_set) = train_set.split_validation(val_size, args.seed)?;
+    let (train, val, test) = (
+        Data(CifarBatches::new(train_set)),
+        Data(CifarBatches::new(val_set)),
+        Data(CifarBatches::new(test_set)),
+    );
+    if train.len() < args.batch {
+        return Err(format!(
+            "--batch: {} is larger than the {} training images",
+            args.batch,
+            train.len()
+        )
+        .into());
+    }
+    let steps_per_epoch = (train.len() / args.batch) as u64;
+    println!(
+        "backend {} | {} train, {} validation, {} test images | {:?} {:?}",
+        sparse_examples::backend::name(),
+        train.len(),
+        val.len(),
+        test.len(),
+        args.model,
+        args.method
+    );
+
+    let device = sparse_examples::backend::autodiff();
+    device.seed(args.seed);
+    let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    let resume = match args.resume {
+        true => Some(run::find_checkpoint::<Progress>(&args.out)?),
+        false => None,
+    };
+
+    // 2. The dense start: trained here, loaded with --from, or the checkpoint's.
+    let (model, dense_val, dense_test) = match (&resume, &args.from) {
+        (Some((dir, p)), _) => {
+            println!("resuming from {} at step {}", dir.display(), p.step);
+            args.floor = Some(p.floor);
+            (init(&device)?, p.dense_val, p.dense_test)
+        }
+        (None, Some(from)) => {
+            let (record, file) = DenseRecord::load(from, &args.model.name())?;
+            let model = init(&device)?
+                .try_load_file(&file)
+                .map_err(|e| format!("{}: cannot load the dense model: {e}", file.display()))?;
+            println!(
+                "dense start {}: validation {:.2} %, test {:.2} %",
+                file.display(),
+                100.0 * record.val_acc,
+                100.0 * record.test_acc
+            );
+            (model, record.val_acc, record.test_acc)
+        }
+        (None, None) => {
+            let mut model = init(&device)?;
+            let mut optim: ModuleOptimizer = SgdConfig::new()
+                .with_momentum(Some(MomentumConfig::new().with_dampening(0.0)))
+                .with_weight_decay(Some(WeightDecayConfig::new(5e-4)))
+                .init();
+            let total = steps_per_epoch * args.dense_epochs as u64;
+            let mut step = 0;
+            for epoch in 0..args.dense_epochs {
+                let order = sparse_data::epoch_order(train.len(), args.seed ^ (epoch as u64 + 1));
+                for b in order.chunks_exact(args.batch) {
+                    let (x, y) = train.batch(b, Some(args.seed ^ (step << 16)), &device);
+                    let loss = loss_fn.forward(model.logits(x), y);
+                    let grads = GradientsParams::from_grads(loss.backward(), &model);
+                    let lr = args.lr_schedule.at(args.lr, step, total);
+                    model = optim.step(lr, model, grads);
+                    step += 1;
+                }
+                println!(
+                    "dense epoch {:3}: validation {:.2} %",
+                    epoch + 1,
+                    100.0 * val.accuracy(&model, &device)
+                );
+            }
+            let (val_acc, test_acc) = (
+                val.accuracy(&model, &device),
+                test.accuracy(&model, &device),
+            );
+            println!(
+                "dense: validation {:.2} %, test {:.2} %",
+                100.0 * val_acc,
+                100.0 * test_acc
+            );
+            let record = DenseRecord {
+                model: args.model.name(),
+                seed: args.seed,
+                epochs: args.dense_epochs,
+                val_acc,
+                test_acc,
+            };
+            record.save(&args.out.join("dense"), &model)?;
+            (model, val_acc, test_acc)
+        }
+    };
+    let floor = *args.floor.get_or_insert(dense_val - 0.01);
+    std::fs::write(
+        args.out.join("config.json"),
+        serde_json::to_string_pretty(&args)?,
+    )?;
+
+    // 3. The method (or a baseline) + gated pruning, over every parameter or all but BN.
+    let params = args.keep_bn.then(|| {
+        ParamGroup::all().exclude(ParamGroup::from_regex(r"(^|\.)(stem_)?bn\d?\.").unwrap())
+    });
+    let decay = args
+        .method
+        .decay(args.gamma, args.alpha, steps_per_epoch)
+        .with_params(params.clone())
+        .build(
+            SgdConfig::new()
+                .with_momentum(Some(MomentumConfig::new().with_dampening(0.0)))
+                .build(),
+        )?;
+    // The learning-rate and gmp schedules span --epochs; --max-steps only stops early (so a
+    // run stopped and resumed follows the same schedule as an uninterrupted one).
+    let horizon = steps_per_epoch * args.epochs as u64;
+    let total_steps = args.max_steps.map_or(horizon, |m| m.min(horizon));
+    let schedule = args.method.schedule(
+        args.every,
+        args.fraction,
+        Floor::AtLeast(floor),
+        horizon,
+        args.gmp_sparsity,
+    );
+    let mut pruner = PrunerConfig::new(schedule)
+        .with_params(params)
+        .init()?
+        .with_decay_clock(decay.clock());
+    println!(
+        "pruning: every {} steps remove {:.1} % of the alive weights while validation > {:.2} %{}",
+        args.every,
+        100.0 * args.fraction,
+        100.0 * floor,
+        if args.keep_bn {
+            " (BatchNorm kept)"
+        } else {
+            ""
+        }
+    );
+    let (mut model, mut optim, mut step, mut best) = match &resume {
+        None => {
+            let model = pruner.attach(model)?;
+            let optim = decay.clone().init(&model)?; // the clone shares the clock
+            (model, optim, 0u64, None)
+        }
+        Some((dir, p)) => {
+            let group = pruner.config().params.clone();
+            let model = sparse_prune::load_masked(model, group.as_ref(), dir.join("model.bpk"))?;
+            let optim = decay.clone().init(&model)?.load(dir.join("optim.bpk"))?;
+            pruner.load_state(dir.join("pruner.json"))?;
+            (model, optim, p.step, p.best.clone())
+        }
+    };
+
+    let metrics = args.out.join("metrics.csv");
+    let mut csv = run::open_metrics(
+        &metrics,
+        "step,epoch,val_acc,test_acc,alive,sparsity,gamma",
+        resume.as_ref().map(|_| step),
+    )?;
+    let mut progress = ProgressLine::new(!args.quiet, total_steps);
+    let mut last_val = f64::NAN;
+    'training: for epoch in (step / steps_per_epoch) as usize.. {
+        let order = sparse_data::epoch_order(train.len(), args.seed ^ (1000 + epoch as u64));
+        for (i, b) in order.chunks_exact(args.batch).enumerate() {
+            if (epoch as u64 * steps_per_epoch + i as u64) < step {
+                continue; // done before the checkpoint
+            }
+            if step >= total_steps {
+                break 'training;
+            }
+            let (x, y) = train.batch(b, Some(args.seed ^ (1 << 40) ^ (step << 16)), &device);
+            let loss = loss_fn.forward(model.logits(x), y);
+            if step.is_multiple_of(20) {
+                // A diverged run stops before it can write a NaN checkpoint.
+                let value = loss.clone().into_scalar::<f64>();
+                if !value.is_finite() {
+                    progress.clear();
+                    let last = run::find_checkpoint::<Progress>(&args.out).ok();
+                    let last = last.as_ref().map(|(dir, p)| (p.step, dir.as_path()));
+                    return Err(run::diverged(step, value, last).into());
+                }
+                let sparsity = pruner.events().last().map_or(0.0, |e| e.sparsity);
+                progress.show(step, value, last_val, sparsity);
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            let lr = args.lr_schedule.at(args.prune_lr, step, horizon);
+            model = optim.step(lr, model, grads);
+            step += 1;
+            if !step.is_multiple_of(args.every) {
+                model = pruner.step(model, step, None)?.0; // advances the decay clock
+                continue;
+            }
+            // A check: measure, then let the pruner decide.
+            let (val_acc, test_acc) = (
+                val.accuracy(&model, &device),
+                test.accuracy(&model, &device),
+            );
+            last_val = val_acc;
+            progress.clear();
+            let report = SparsityReport::of(&model);
+            writeln!(
+                csv,
+                "{step},{:.3},{val_acc:.5},{test_acc:.5},{},{:.6},{:.3e}",
+                step as f64 / steps_per_epoch as f64,
+                report.nonzeros(),
+                report.sparsity(),
+                decay.gamma()
+            )?;
+            Best::update(
+                &mut best,
+                1.0 - report.sparsity(),
+                report.compression(),
+                val_acc,
+                test_acc,
+                step,
+                floor,
+            );
+            let (m, event) = pruner.step(model, step, Some(val_acc))?;
+            model = m;
+            let record = Progress {
+                step,
+                best: best.clone(),
+                dense_val,
+                dense_test,
+                floor,
+            };
+            run::save_checkpoint(&args.out, &model, &optim, &pruner, &record)?;
+            let epoch = step as f64 / steps_per_epoch as f64;
+            let pruned = event.map(|e| e.sparsity);
+            println!(
+                "{}",
+                classify::check_line(step, epoch, val_acc, test_acc, &report, pruned)
+            );
+        }
+    }
+
+    // 4. Report: per-layer sparsity, summary.json, the plot.
+    progress.clear();
+    let report = SparsityReport::of(&model);
+    println!("\nfinal model:\n{report}\n");
+    let summary = serde_json::json!({
+        "dense_test_acc": dense_test,
+        "dense_val_acc": dense_val,
+        "best": best,
+        "final": { "remaining": 1.0 - report.sparsity(), "test_acc": test.accuracy(&model, &device) },
+        "steps": step,
+        "wall_s": started.elapsed().as_secs_f64(),
+        "backend": sparse_examples::backend::name(),
+        "seed": args.seed,
+        "method": args.method,
+        "model": args.model,
+        "keep_bn": args.keep_bn,
+    });
+    std::fs::write(
+        args.out.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?,
+    )?;
+    classify::plot_accuracy(&metrics, report.params(), &args.out.join("accuracy.png"))?;
+    println!(
+        "{}",
+        classify::best_line(best.as_ref(), floor, dense_val, dense_test)
+    );
+    println!("results in {}", args.out.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_options_are_refused_by_name() {
+        let args = |extra: &[&str]| {
+            let mut v = vec!["cifar10"];
+            v.extend(extra);
+            validate(&Args::parse_from(v)).err()
+        };
+        assert_eq!(args(&[]), None);
+        assert_eq!(
+            args(&["--fraction", "0"]).unwrap(),
+            "--fraction: expected in (0, 1)"
+        );
+        assert_eq!(
+            args(&["--floor", "1.5"]).unwrap(),
+            "--floor: expected an accuracy in [0, 1)"
+        );
+        assert_eq!(
+            args(&["--synthetic", "0"]).unwrap(),
+            "--synthetic: expected at least 1 image per file"
+        );
+    }
+
+    #[test]
+    fn the_learning_rate_schedules_end_low() {
+        assert_eq!(LrSchedule::Cosine.at(0.1, 0, 100), 0.1);
+        assert!(LrSchedule::Cosine.at(0.1, 100, 100) < 1e-12);
+        assert_eq!(LrSchedule::Step.at(0.1, 80, 100), 0.001);
+    }
+}

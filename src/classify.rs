@@ -1,0 +1,212 @@
+//! What the image-classification examples (LeNet, CIFAR) share: accuracy, the best checkpoint
+//! above the floor, the progress record of a checkpoint, the summary lines and the plot.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+
+use burn::tensor::{Device, Int, Tensor};
+use serde::{Deserialize, Serialize};
+use sparse_models::ImageClassifier;
+use sparse_prune::SparsityReport;
+
+use crate::run::Error;
+
+/// The sparsest checkpoint whose validation accuracy passed the floor.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Best {
+    /// Fraction of the prunable weights left.
+    pub remaining: f64,
+    /// Parameters / non-zero parameters.
+    pub compression: f64,
+    /// Validation accuracy.
+    pub val_acc: f64,
+    /// Test accuracy.
+    pub test_acc: f64,
+    /// Optimizer step.
+    pub step: u64,
+}
+
+impl Best {
+    /// Keep `best` the sparsest checkpoint above `floor`: replaced by this one if it passes
+    /// and has fewer weights left.
+    ///
+    /// ```
+    /// use sparse_examples::classify::Best;
+    /// let mut best = None;
+    /// Best::update(&mut best, 0.5, 2.0, 0.91, 0.90, 100, 0.9);
+    /// Best::update(&mut best, 0.3, 3.3, 0.89, 0.88, 200, 0.9); // below the floor
+    /// assert_eq!(best.unwrap().step, 100);
+    /// ```
+    pub fn update(
+        best: &mut Option<Best>,
+        remaining: f64,
+        compression: f64,
+        val_acc: f64,
+        test_acc: f64,
+        step: u64,
+        floor: f64,
+    ) {
+        if val_acc > floor && best.as_ref().is_none_or(|b| remaining < b.remaining) {
+            *best = Some(Best {
+                remaining,
+                compression,
+                val_acc,
+                test_acc,
+                step,
+            });
+        }
+    }
+}
+
+/// Where a run stands: written last in each checkpoint.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Progress {
+    /// Optimizer steps done.
+    pub step: u64,
+    /// The best checkpoint so far.
+    pub best: Option<Best>,
+    /// Validation accuracy of the dense start.
+    pub dense_val: f64,
+    /// Test accuracy of the dense start.
+    pub dense_test: f64,
+    /// The validation floor of the run.
+    pub floor: f64,
+}
+
+/// The dense model a run started from: `dense/model.bpk` and this record (`dense.json`) in
+/// the run directory; `--from` starts other runs from it, so they share their dense start.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct DenseRecord {
+    /// The model, as `--model` names it.
+    pub model: String,
+    /// Seed of the dense run.
+    pub seed: u64,
+    /// Epochs of dense training.
+    pub epochs: usize,
+    /// Validation accuracy reached.
+    pub val_acc: f64,
+    /// Test accuracy reached.
+    pub test_acc: f64,
+}
+
+impl DenseRecord {
+    /// Save `model` and this record into `dir` (created if needed).
+    pub fn save<M: Module>(&self, dir: &Path, model: &M) -> Result<(), Error> {
+        std::fs::create_dir_all(dir)?;
+        model.clone().save_file(dir.join("model.bpk"))?;
+        std::fs::write(dir.join("dense.json"), serde_json::to_string_pretty(self)?)?;
+        Ok(())
+    }
+
+    /// The dense start saved under `dir` (a `dense/` directory or a run directory holding
+    /// one) for a `model`; returns the record and the model file.
+    pub fn load(dir: &Path, model: &str) -> Result<(Self, PathBuf), Error> {
+        let dir = if dir.join("dense").is_dir() {
+            dir.join("dense")
+        } else {
+            dir.to_path_buf()
+        };
+        let file = dir.join("dense.json");
+        let text = std::fs::read_to_string(&file).map_err(|e| {
+            format!(
+                "{}: cannot read the dense start record: {e}",
+                file.display()
+            )
+        })?;
+        let record: Self = serde_json::from_str(&text).map_err(|e| {
+            format!(
+                "{}: not a dense start record of this example: {e}",
+                file.display()
+            )
+        })?;
+        if record.model != model {
+            return Err(format!(
+                "{}: the dense start is a {}, this run trains a {model} (--model)",
+                file.display(),
+                record.model
+            )
+            .into());
+        }
+        Ok((record, dir.join("model.bpk")))
+    }
+}
+
+/// Accuracy of `model` (in inference mode) on `n` examples, `batch` turning indices into
+/// images and labels on a device.
+pub fn accuracy<M: ImageClassifier>(
+    model: &M,
+    n: usize,
+    device: &Device,
+    batch: impl Fn(&[usize], &Device) -> (Tensor<4>, Tensor<1, Int>),
+) -> f64 {
+    let model = model.valid();
+    let device = device.clone().inner();
+    let mut correct = 0i64;
+    let idx: Vec<usize> = (0..n).collect();
+    for chunk in idx.chunks(500) {
+        let (x, y) = batch(chunk, &device);
+        let pred = model.logits(x).argmax(1).flatten::<1>(0, 1);
+        correct += pred.equal(y).int().sum().into_scalar::<i64>();
+    }
+    correct as f64 / n.max(1) as f64
+}
+
+/// Test accuracy against compression (one point per check of `metrics.csv`, whose columns
+/// 3 and 4 are `test_acc` and `alive`), drawn into `png`.
+pub fn plot_accuracy(metrics: &Path, total_params: u64, png: &Path) -> Result<(), Error> {
+    let points = crate::run::csv_columns(metrics, 4, 3)?
+        .into_iter()
+        .map(|(alive, acc)| (total_params as f64 / alive.max(1.0), 100.0 * acc))
+        .collect();
+    let series = crate::plot::Series {
+        points,
+        color: [20, 90, 200],
+    };
+    crate::plot::plot_compression(png, &[series], None)?;
+    Ok(())
+}
+
+/// The closing line: the best checkpoint, or why there is none.
+pub fn best_line(best: Option<&Best>, floor: f64, dense_val: f64, dense_test: f64) -> String {
+    match best {
+        Some(b) => format!(
+            "sparsest checkpoint above the {:.1} % floor: step {}, {:.3} % of the weights left \
+             ({:.0}x), validation {:.2} %, test {:.2} % (dense test {:.2} %)",
+            100.0 * floor,
+            b.step,
+            100.0 * b.remaining,
+            b.compression,
+            100.0 * b.val_acc,
+            100.0 * b.test_acc,
+            100.0 * dense_test
+        ),
+        None => format!(
+            "no checkpoint passed the {:.1} % validation floor (dense validation {:.2} %): lower \
+             --floor or train longer",
+            100.0 * floor,
+            100.0 * dense_val
+        ),
+    }
+}
+
+/// The per-check line of the log.
+pub fn check_line(
+    step: u64,
+    epoch: f64,
+    val_acc: f64,
+    test_acc: f64,
+    report: &SparsityReport,
+    pruned_to: Option<f64>,
+) -> String {
+    format!(
+        "step {step:6} (epoch {epoch:5.2}): validation {:.2} %, test {:.2} %, {:.3} % left{}",
+        100.0 * val_acc,
+        100.0 * test_acc,
+        100.0 * (1.0 - report.sparsity()),
+        pruned_to.map_or(String::new(), |s| format!(
+            " -> pruned to {:.3} %",
+            100.0 * (1.0 - s)
+        ))
+    )
+}

@@ -1,0 +1,176 @@
+//! The run directory of an example: the overwrite guard, atomic checkpoints (model + masks,
+//! optimizer, pruner and decay clock, progress), `metrics.csv` kept consistent on resume.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sparse_prune::Pruner;
+
+/// The error type of the examples.
+pub type Error = Box<dyn std::error::Error>;
+
+/// Refuse to start in a directory that holds a finished run, unless `force` or `resume`.
+///
+/// ```
+/// let dir = std::env::temp_dir().join("sparse-examples-guard-doc");
+/// std::fs::create_dir_all(&dir).unwrap();
+/// std::fs::write(dir.join("summary.json"), "{}").unwrap();
+/// let err = sparse_examples::run::guard_out(&dir, false, false).unwrap_err();
+/// assert!(err.to_string().contains("pass --force"));
+/// assert!(sparse_examples::run::guard_out(&dir, true, false).is_ok());
+/// ```
+pub fn guard_out(out: &Path, force: bool, resume: bool) -> Result<(), Error> {
+    if out.join("summary.json").exists() && !force && !resume {
+        return Err(format!(
+            "{} already holds the results of a run (summary.json): choose another --out or pass \
+             --force",
+            out.display()
+        )
+        .into());
+    }
+    std::fs::create_dir_all(out)
+        .map_err(|e| format!("{}: cannot create the run directory: {e}", out.display()))?;
+    Ok(())
+}
+
+/// Write model (weights + masks), optimizer, pruner/clock and `progress` atomically: into
+/// `checkpoint.tmp`, then swapped with `checkpoint`; a kill at any point leaves one complete
+/// (a checkpoint is complete iff its `progress.json`, written last, exists).
+pub fn save_checkpoint<M: Module, P: Serialize>(
+    out: &Path,
+    model: &M,
+    optim: &ModuleOptimizer,
+    pruner: &Pruner,
+    progress: &P,
+) -> Result<(), Error> {
+    let (tmp, dir, old) = (
+        out.join("checkpoint.tmp"),
+        out.join("checkpoint"),
+        out.join("checkpoint.old"),
+    );
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp)?;
+    model.clone().save_file(tmp.join("model.bpk"))?;
+    optim.save(tmp.join("optim.bpk"))?;
+    pruner.save_state(tmp.join("pruner.json"))?;
+    std::fs::write(
+        tmp.join("progress.json"),
+        serde_json::to_string_pretty(progress)?,
+    )?;
+    let _ = std::fs::remove_dir_all(&old);
+    if dir.exists() {
+        std::fs::rename(&dir, &old)?;
+    }
+    std::fs::rename(&tmp, &dir)?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+/// The newest complete checkpoint of a run directory and its progress record.
+pub fn find_checkpoint<P: DeserializeOwned>(out: &Path) -> Result<(PathBuf, P), Error> {
+    for dir in [out.join("checkpoint"), out.join("checkpoint.old")] {
+        let file = dir.join("progress.json");
+        if let Ok(text) = std::fs::read_to_string(&file) {
+            let p: P = serde_json::from_str(&text).map_err(|e| {
+                format!(
+                    "{}: not a progress record of this example: {e}",
+                    file.display()
+                )
+            })?;
+            return Ok((dir, p));
+        }
+    }
+    Err(format!(
+        "{}: no checkpoint to resume (checkpoints are written at every prune check of the \
+         pruning phase)",
+        out.display()
+    )
+    .into())
+}
+
+/// The message of a run stopped by a non-finite loss at `step`: it names the checkpoint that
+/// is kept (`last_good`: its step and directory, if one was written before `step`).
+///
+/// ```
+/// let m = sparse_examples::run::diverged(40, f64::NAN, None);
+/// assert!(m.starts_with("step 40: the training loss is NaN"));
+/// ```
+pub fn diverged(step: u64, loss: f64, last_good: Option<(u64, &Path)>) -> String {
+    let kept = match last_good {
+        Some((at, dir)) if at < step => format!(
+            "the last good checkpoint (step {at}, {}) is kept: lower --lr or --gamma and --resume",
+            dir.display()
+        ),
+        _ => "no checkpoint of this run was written yet: lower --lr or --gamma".to_string(),
+    };
+    format!("step {step}: the training loss is {loss}: the run stopped; {kept}")
+}
+
+/// Open `metrics.csv` for appending with `header`; on resume keep the rows up to `step` (the
+/// later ones are measured again), otherwise start it afresh.
+pub fn open_metrics(path: &Path, header: &str, resume_at: Option<u64>) -> Result<File, Error> {
+    let mut rows = format!("{header}\n");
+    if let Some(step) = resume_at {
+        let old = std::fs::read_to_string(path).unwrap_or_default();
+        for line in old.lines().skip(1) {
+            if line
+                .split(',')
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .is_some_and(|s| s <= step)
+            {
+                rows.push_str(line);
+                rows.push('\n');
+            }
+        }
+    }
+    std::fs::write(path, rows)?;
+    Ok(std::fs::OpenOptions::new().append(true).open(path)?)
+}
+
+/// `(column x, column y)` of every parsable row of a CSV file with a header line.
+pub fn csv_columns(path: &Path, x: usize, y: usize) -> Result<Vec<(f64, f64)>, Error> {
+    Ok(std::fs::read_to_string(path)?
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            Some((f.get(x)?.parse().ok()?, f.get(y)?.parse().ok()?))
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resumed_metrics_keep_the_rows_up_to_the_checkpoint() {
+        let dir = std::env::temp_dir().join(format!("sparse-run-metrics-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("metrics.csv");
+        std::fs::write(&path, "step,v\n10,1\n20,2\n30,3\n").unwrap();
+        drop(open_metrics(&path, "step,v", Some(20)).unwrap());
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "step,v\n10,1\n20,2\n"
+        );
+        drop(open_metrics(&path, "step,v", None).unwrap());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "step,v\n");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_diverged_run_names_the_checkpoint_it_keeps() {
+        let dir = Path::new("runs/x/checkpoint");
+        assert_eq!(
+            diverged(60, f64::INFINITY, Some((50, dir))),
+            "step 60: the training loss is inf: the run stopped; the last good checkpoint (step \
+             50, runs/x/checkpoint) is kept: lower --lr or --gamma and --resume"
+        );
+    }
+}
