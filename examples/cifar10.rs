@@ -279,7 +279,9 @@ fn train<M: ImageClassifier>(
             args.data_dir.display()
         );
     }
-    let train_set = CifarSet::load_dir(&args.data_dir, Split::Train)?;
+    let train_set = CifarSet::load_dir(&args.data_dir, Split::Train).map_err(|e| {
+        format!("{e}\n(to try the whole pipeline without the data set: --synthetic 1000)")
+    })?;
     let test_set = CifarSet::load_dir(&args.data_dir, Split::Test)?;
     let val_size = args.val_size.unwrap_or(if train_set.len() >= 50_000 {
         5_000
