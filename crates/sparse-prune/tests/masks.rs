@@ -243,7 +243,11 @@ fn batch_norm_running_statistics_are_neither_masked_nor_counted() {
     let (bn, event) = pruner.prune(bn, 0, Amount::Sparsity(0.5), None).unwrap();
     assert_eq!(event.removed, 4);
     assert_eq!(
-        bn.running_var.value().into_data().try_to_vec::<f32>().unwrap(),
+        bn.running_var
+            .value()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap(),
         vec![1.0; 4]
     );
 }
