@@ -202,7 +202,7 @@ fn main() {
 
 /// Checks that need no data: every field in range, before any work starts.
 fn validate(args: &Args) -> Result<(), String> {
-    let checks: [(&str, bool, &str); 8] = [
+    run::check_fields(&[
         ("--batch", args.batch >= 1, "at least 1"),
         ("--every", args.every >= 1, "at least 1"),
         (
@@ -235,16 +235,18 @@ fn validate(args: &Args) -> Result<(), String> {
             args.floor.is_none_or(|f| (0.0..1.0).contains(&f)),
             "an accuracy in [0, 1)",
         ),
-    ];
-    for (name, ok, expected) in checks {
-        if !ok {
-            return Err(format!("{name}: expected {expected}"));
-        }
-    }
-    if args.synthetic == Some(0) {
-        return Err("--synthetic: expected at least 1 image per file".into());
-    }
-    Ok(())
+        (
+            "--gmp-sparsity",
+            args.gmp_sparsity > 0.0 && args.gmp_sparsity < 1.0,
+            "in (0, 1)",
+        ),
+        (
+            "--synthetic",
+            args.synthetic != Some(0),
+            "at least 1 image per file",
+        ),
+        ("--max-steps", args.max_steps != Some(0), "at least 1"),
+    ])
 }
 
 fn train<M: ImageClassifier>(

@@ -166,7 +166,45 @@ fn main() {
     }
 }
 
+/// Checks that need no data: every field in range, before any work starts.
+fn validate(args: &Args) -> Result<(), String> {
+    let fraction_ok = args.fraction.is_none_or(|f| f > 0.0 && f < 1.0);
+    run::check_fields(&[
+        ("--batch", args.batch >= 1, "at least 1"),
+        ("--every", args.every != Some(0), "at least 1"),
+        ("--fraction", fraction_ok, "in (0, 1)"),
+        (
+            "--lr",
+            args.lr > 0.0 && args.lr.is_finite(),
+            "a positive number",
+        ),
+        (
+            "--gamma",
+            args.gamma >= 0.0 && args.gamma.is_finite(),
+            ">= 0",
+        ),
+        (
+            "--alpha",
+            args.alpha > 0.0 && args.alpha.is_finite(),
+            "a positive number",
+        ),
+        (
+            "--floor",
+            args.floor.is_none_or(|f| (0.0..1.0).contains(&f)),
+            "an accuracy in [0, 1)",
+        ),
+        (
+            "--gmp-sparsity",
+            args.gmp_sparsity > 0.0 && args.gmp_sparsity < 1.0,
+            "in (0, 1)",
+        ),
+        ("--val-size", args.val_size != Some(0), "at least 1"),
+        ("--epochs", args.epochs != Some(0), "at least 1"),
+    ])
+}
+
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    validate(&args)?;
     match args.model {
         Model::Lenet5 => train(LeNet5::new, args),
         Model::Lenet300 => train(LeNet300::new, args),
@@ -304,6 +342,9 @@ fn train<M: ImageClassifier>(
         },
     };
     let floor = *args.floor.get_or_insert(dense_val - 0.01);
+    if let Some(w) = run::floor_warning(floor, dense_val) {
+        println!("{w}");
+    }
     println!(
         "pruning: every {every} steps remove {:.1} % of the alive weights while validation > {:.2} %",
         100.0 * fraction,
@@ -497,4 +538,38 @@ fn dense_phase<M: ImageClassifier>(
         100.0 * dense_test
     );
     (model, dense_val, dense_test)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(extra: &[&str]) -> Option<String> {
+        let mut v = vec!["lenet"];
+        v.extend(extra);
+        validate(&Args::parse_from(v)).err()
+    }
+
+    #[test]
+    fn bad_options_are_refused_by_name_before_any_work() {
+        assert_eq!(check(&[]), None);
+        assert_eq!(
+            check(&["--fraction", "1"]).unwrap(),
+            "--fraction: expected in (0, 1)"
+        );
+        assert_eq!(
+            check(&["--lr", "0"]).unwrap(),
+            "--lr: expected a positive number"
+        );
+        assert_eq!(
+            check(&["--floor", "90"]).unwrap(),
+            "--floor: expected an accuracy in [0, 1)"
+        );
+        assert_eq!(
+            check(&["--every", "0"]).unwrap(),
+            "--every: expected at least 1"
+        );
+        // --max-steps 0 is the dense phase alone (what `cargo xtask reproduce` starts with).
+        assert_eq!(check(&["--max-steps", "0"]), None);
+    }
 }

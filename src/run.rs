@@ -13,6 +13,40 @@ use sparse_prune::Pruner;
 /// The error type of the examples.
 pub type Error = Box<dyn std::error::Error>;
 
+/// Check option values before any work starts: each `(name, ok, expected)` that is not ok is
+/// an error `"{name}: expected {expected}"` (the first one found).
+///
+/// ```
+/// let lr = -1.0;
+/// let err = sparse_examples::run::check_fields(&[("--lr", lr > 0.0, "a positive number")]);
+/// assert_eq!(err.unwrap_err(), "--lr: expected a positive number");
+/// ```
+pub fn check_fields(checks: &[(&str, bool, &str)]) -> Result<(), String> {
+    match checks.iter().find(|(_, ok, _)| !ok) {
+        Some((name, _, expected)) => Err(format!("{name}: expected {expected}")),
+        None => Ok(()),
+    }
+}
+
+/// The warning for a validation floor the dense model does not reach: the gate stays closed
+/// until training lifts the metric above it, and may never open (a silent no-op otherwise).
+///
+/// ```
+/// let w = sparse_examples::run::floor_warning(0.95, 0.91).unwrap();
+/// assert!(w.contains("above the dense validation accuracy"));
+/// assert!(sparse_examples::run::floor_warning(0.90, 0.91).is_none());
+/// ```
+pub fn floor_warning(floor: f64, dense_val: f64) -> Option<String> {
+    (floor >= dense_val).then(|| {
+        format!(
+            "warning: the floor {:.2} % is above the dense validation accuracy {:.2} %: nothing \
+             is pruned until training lifts validation above it (lower --floor to prune now)",
+            100.0 * floor,
+            100.0 * dense_val
+        )
+    })
+}
+
 /// Refuse to start in a directory that holds a finished run, unless `force` or `resume`.
 ///
 /// ```
@@ -162,6 +196,28 @@ mod tests {
         drop(open_metrics(&path, "step,v", None).unwrap());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "step,v\n");
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_crash_during_a_checkpoint_write_leaves_the_previous_one() {
+        let out = std::env::temp_dir().join(format!("sparse-run-crash-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        // The state a kill leaves between the two renames of `save_checkpoint`: the new
+        // checkpoint half written in checkpoint.tmp, the previous one moved to checkpoint.old.
+        std::fs::create_dir_all(out.join("checkpoint.tmp")).unwrap();
+        std::fs::write(out.join("checkpoint.tmp/model.bpk"), b"partial").unwrap();
+        std::fs::create_dir_all(out.join("checkpoint.old")).unwrap();
+        std::fs::write(out.join("checkpoint.old/progress.json"), "{\"step\": 50}").unwrap();
+        let (dir, p): (PathBuf, serde_json::Value) = find_checkpoint(&out).unwrap();
+        assert_eq!(dir, out.join("checkpoint.old"));
+        assert_eq!(p["step"], 50);
+        // No complete checkpoint at all: a clear error.
+        std::fs::remove_dir_all(out.join("checkpoint.old")).unwrap();
+        let err = find_checkpoint::<serde_json::Value>(&out)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no checkpoint to resume"), "{err}");
+        std::fs::remove_dir_all(&out).ok();
     }
 
     #[test]
