@@ -17,6 +17,7 @@ mod images;
 mod sha256;
 mod shuffle;
 mod tar;
+mod text;
 
 pub use batches::NormalizedImages;
 pub use cifar::{
@@ -30,3 +31,4 @@ pub use idx::{IdxArray, MAX_BYTES, parse_idx, read_idx};
 pub use images::{DEBIAN_FASHION_MNIST, ImageSet, Split};
 pub use sha256::sha256_hex;
 pub use shuffle::epoch_order;
+pub use text::{CharTokenizer, SHAKESPEARE, TextCorpus, TextSplit};

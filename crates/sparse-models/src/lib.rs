@@ -4,10 +4,12 @@
 
 mod lenet;
 mod resnet;
+mod transformer;
 mod unfold_conv;
 mod vgg;
 
 pub use lenet::{ImageClassifier, LeNet5, LeNet300};
 pub use resnet::{BasicBlock, ResNet, ResNetConfig, Shortcut};
+pub use transformer::{Block, TransformerLm, TransformerLmConfig};
 pub use unfold_conv::conv2d_unfolded;
 pub use vgg::{ConvBn, Vgg16};
