@@ -1,5 +1,5 @@
 //! Project tasks. `cargo xtask bench overhead [--quick]`: the cost of the method per step;
-//! `cargo xtask reproduce lenet`: the results grid of docs/RESULTS.md.
+//! `cargo xtask reproduce lenet|text`: the results tables of docs/RESULTS.md.
 
 mod bench_report;
 mod export;
@@ -8,6 +8,7 @@ mod markers;
 mod overhead;
 mod prune_cost;
 mod reproduce;
+mod reproduce_text;
 mod vs_torch;
 
 use clap::{Parser, Subcommand};
@@ -39,17 +40,18 @@ enum Command {
     /// Reproduce a results table of docs/RESULTS.md (long: run it in the background).
     Reproduce {
         /// Which results.
-        #[arg(value_enum)]
+        #[command(subcommand)]
         what: Results,
-        #[command(flatten)]
-        args: Box<reproduce::Args>,
     },
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
+#[derive(Subcommand)]
 enum Results {
     /// LeNet-5 and LeNet-300-100 on Fashion-MNIST: methods x seeds, alpha sweep, PyTorch.
-    Lenet,
+    Lenet(Box<reproduce::Args>),
+    /// The Transformer language model: bits per character at 50-90 % sparsity, method vs
+    /// magnitude-only, over seeds.
+    Text(Box<reproduce_text::Args>),
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -113,12 +115,13 @@ fn main() {
                 eprintln!("wrote {}", file.display());
             }
         }
-        Command::Reproduce {
-            what: Results::Lenet,
-            args,
-        } => {
+        Command::Reproduce { what } => {
             let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-            if let Err(e) = reproduce::run(&args, &root) {
+            let result = match what {
+                Results::Lenet(args) => reproduce::run(&args, &root),
+                Results::Text(args) => reproduce_text::run(&args, &root),
+            };
+            if let Err(e) = result {
                 eprintln!("error: {e}");
                 std::process::exit(1);
             }

@@ -319,7 +319,8 @@ fn torch_outcome(file: &Path) -> Option<Outcome> {
 }
 
 /// "median (min-max)" of the values, with a format for each.
-fn spread(values: &[f64], fmt: impl Fn(f64) -> String) -> String {
+/// `median (min-max)` of `values` written with `fmt` (`-` when empty, the value alone for one).
+pub(crate) fn spread(values: &[f64], fmt: impl Fn(f64) -> String) -> String {
     if values.is_empty() {
         return "-".into();
     }

@@ -1,0 +1,200 @@
+//! `cargo xtask reproduce text`: validation bits per character of the Transformer language
+//! model at 50 / 70 / 80 / 90 % sparsity, the method against magnitude-only, over seeds; the
+//! table goes into `docs/RESULTS.md`.
+//!
+//! Every run is a run directory of `examples/text_generation.rs`: the same seed gives the same
+//! dense start (the dense phase is deterministic), then the pruning phase removes `--fraction`
+//! of the alive weights every `--every` steps with the gate open (a large `--slack`), so that
+//! each method is measured at the same sparsity levels after the same recovery steps. A
+//! finished run (summary.json) is not run again; `--report-only` rebuilds the table.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::reproduce::spread;
+
+/// What to run.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Methods (`--method` of the example), comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "relevance,magnitude")]
+    pub methods: Vec<String>,
+    /// Seeds, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    pub seeds: Vec<u64>,
+    /// gamma of the relevance method (the paper's Transformers: 1e-5).
+    #[arg(long, default_value_t = 1e-5)]
+    pub gamma: f64,
+    /// Dense steps before pruning.
+    #[arg(long, default_value_t = 2000)]
+    pub dense_steps: u64,
+    /// Steps of the pruning phase (12 checks of 50 steps reach 91 % at fraction 0.2).
+    #[arg(long, default_value_t = 600)]
+    pub steps: u64,
+    /// Model and batch: `--d-model --layers --heads --context --batch` of the example.
+    #[arg(long, default_value = "64,2,4,64,32", value_delimiter = ',')]
+    pub shape: Vec<usize>,
+    /// Root of the run directories.
+    #[arg(long, default_value = "runs/reproduce/text")]
+    pub out: PathBuf,
+    /// Use this build of the example instead of building one.
+    #[arg(long)]
+    pub exe: Option<PathBuf>,
+    /// Only rebuild the table from the runs already there.
+    #[arg(long)]
+    pub report_only: bool,
+}
+
+const LEVELS: [f64; 4] = [0.5, 0.7, 0.8, 0.9];
+
+pub fn run(args: &Args, root: &Path) -> Result<(), String> {
+    if args.shape.len() != 5 {
+        return Err(format!(
+            "--shape: expected d_model,layers,heads,context,batch (5 numbers), got {:?}",
+            args.shape
+        ));
+    }
+    let out = root.join(&args.out);
+    if !args.report_only {
+        let exe = match &args.exe {
+            Some(exe) => exe.clone(),
+            None => {
+                let status = Command::new("cargo")
+                    .current_dir(root)
+                    .args(["build", "--release", "--example", "text_generation"])
+                    .status()
+                    .map_err(|e| format!("cannot run cargo: {e}"))?;
+                if !status.success() {
+                    return Err("cargo build --release --example text_generation failed".into());
+                }
+                root.join("target/release/examples/text_generation")
+            }
+        };
+        for seed in &args.seeds {
+            for method in &args.methods {
+                let dir = out.join(format!("{method}-s{seed}"));
+                if dir.join("summary.json").exists() {
+                    continue;
+                }
+                let s = &args.shape;
+                let mut c = Command::new(&exe);
+                c.args(["--method", method, "--seed", &seed.to_string()])
+                    .args(["--gamma", &args.gamma.to_string()])
+                    .args([
+                        "--d-model",
+                        &s[0].to_string(),
+                        "--layers",
+                        &s[1].to_string(),
+                    ])
+                    .args(["--heads", &s[2].to_string(), "--context", &s[3].to_string()])
+                    .args(["--batch", &s[4].to_string()])
+                    .args(["--dense-steps", &args.dense_steps.to_string()])
+                    .args(["--steps", &args.steps.to_string()])
+                    .args(["--every", "50", "--fraction", "0.2", "--slack", "100"])
+                    .args(["--generate", "200", "--quiet", "--force"])
+                    .arg("--out")
+                    .arg(&dir);
+                launch(c, &dir)?;
+            }
+        }
+    }
+    let table = report(args, &out);
+    let file = root.join("docs/RESULTS.md");
+    crate::markers::write_between(&file, "cargo xtask reproduce text", &table)?;
+    println!("{table}");
+    eprintln!("wrote {}", file.display());
+    Ok(())
+}
+
+fn launch(mut c: Command, run: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(run).map_err(|e| format!("{}: {e}", run.display()))?;
+    let log = run.join("log.txt");
+    let file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+    eprintln!("running {}", run.display());
+    let status = c
+        .stdout(file.try_clone().map_err(|e| e.to_string())?)
+        .stderr(file)
+        .status()
+        .map_err(|e| format!("cannot start the text_generation example: {e}"))?;
+    if !status.success() {
+        return Err(format!("{} failed: see {}", run.display(), log.display()));
+    }
+    Ok(())
+}
+
+/// `(dense bpc, bpc at the first check at >= each level)` of a finished run.
+fn outcome(run: &Path) -> Option<(f64, Vec<Option<f64>>)> {
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).ok()?).ok()?;
+    let dense = summary["dense_val_bpc"].as_f64()?;
+    let rows: Vec<(f64, f64)> = std::fs::read_to_string(run.join("metrics.csv"))
+        .ok()?
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            Some((f.get(1)?.parse().ok()?, f.get(3)?.parse().ok()?))
+        })
+        .collect();
+    let at = LEVELS
+        .iter()
+        .map(|level| rows.iter().find(|(_, s)| *s >= level - 1e-9).map(|r| r.0))
+        .collect();
+    Some((dense, at))
+}
+
+fn report(args: &Args, out: &Path) -> String {
+    let s = &args.shape;
+    let mut text = format!(
+        "Built by `cargo xtask reproduce text` (`--report-only` rebuilds it) from the runs under \
+         `{}`: character-level Transformer (d_model {}, {} layers, {} heads, context {}, batch {}) \
+         on the embedded Shakespeare, {} dense steps, then {} steps removing 20 % of the alive \
+         weights every 50 steps with the gate open, relevance gamma {}. Cells: validation bits \
+         per character at the first check at >= that sparsity (50 steps after the prune that \
+         reached it), median (min-max) over the seeds; the last column is the 80 % value \
+         relative to the run's own dense value.\n\n| method | seeds | dense |{} at 80 % vs dense |\n|---|---|---|{}---|\n",
+        args.out.display(),
+        s[0],
+        s[1],
+        s[2],
+        s[3],
+        s[4],
+        args.dense_steps,
+        args.steps,
+        args.gamma,
+        LEVELS
+            .iter()
+            .map(|l| format!(" {:.0} % |", 100.0 * l))
+            .collect::<String>(),
+        LEVELS.iter().map(|_| "---|").collect::<String>(),
+    );
+    for method in &args.methods {
+        let found: Vec<(f64, Vec<Option<f64>>)> = args
+            .seeds
+            .iter()
+            .filter_map(|seed| outcome(&out.join(format!("{method}-s{seed}"))))
+            .collect();
+        if found.is_empty() {
+            continue;
+        }
+        let dense: Vec<f64> = found.iter().map(|f| f.0).collect();
+        let bpc = |v: f64| format!("{v:.3}");
+        let cells: String = (0..LEVELS.len())
+            .map(|i| {
+                let v: Vec<f64> = found.iter().filter_map(|f| f.1[i]).collect();
+                format!(" {} |", spread(&v, bpc))
+            })
+            .collect();
+        let rel: Vec<f64> = found
+            .iter()
+            .filter_map(|f| f.1[2].map(|b| 100.0 * (b / f.0 - 1.0)))
+            .collect();
+        let rel = spread(&rel, |v| format!("{v:+.1} %"));
+        text.push_str(&format!(
+            "| {method} | {} | {} |{cells} {rel} |\n",
+            found.len(),
+            spread(&dense, bpc)
+        ));
+    }
+    text
+}
