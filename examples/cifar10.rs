@@ -152,6 +152,9 @@ struct Args {
     from: Option<PathBuf>,
     #[arg(long)]
     quiet: bool,
+    /// A NaN or Inf training loss: stop (keeping the last good checkpoint) or skip the step.
+    #[arg(long, value_enum, default_value = "stop")]
+    on_nonfinite: run::OnNonFinite,
 }
 
 /// A split of CIFAR-10 on the host; batches are gathered (and augmented) per step.
@@ -351,15 +354,23 @@ fn train<M: ImageClassifier>(
                 .init();
             let total = steps_per_epoch * args.dense_epochs as u64;
             let mut step = 0;
+            let mut guard = run::LossGuard::new(args.on_nonfinite);
             for epoch in 0..args.dense_epochs {
                 let order = sparse_data::epoch_order(train.len(), args.seed ^ (epoch as u64 + 1));
                 for b in order.chunks_exact(args.batch) {
                     let (x, y) = train.batch(b, Some(args.seed ^ (step << 16)), &device);
                     let loss = loss_fn.forward(model.logits(x), y);
-                    let grads = GradientsParams::from_grads(loss.backward(), &model);
-                    let lr = args.lr_schedule.at(args.lr, step, total);
-                    model = optim.step(lr, model, grads);
+                    let value = loss.clone().into_scalar::<f64>();
                     step += 1;
+                    if !guard
+                        .check(step, value, &args.out)
+                        .map_err(|e| format!("dense phase: {e}"))?
+                    {
+                        continue;
+                    }
+                    let grads = GradientsParams::from_grads(loss.backward(), &model);
+                    let lr = args.lr_schedule.at(args.lr, step - 1, total);
+                    model = optim.step(lr, model, grads);
                 }
                 println!(
                     "dense epoch {:3}: validation {:.2} %",
@@ -455,6 +466,7 @@ fn train<M: ImageClassifier>(
     )?;
     let mut progress = ProgressLine::new(!args.quiet, total_steps);
     let mut last_val = f64::NAN;
+    let mut guard = run::LossGuard::new(args.on_nonfinite);
     'training: for epoch in (step / steps_per_epoch) as usize.. {
         let order = sparse_data::epoch_order(train.len(), args.seed ^ (1000 + epoch as u64));
         for (i, b) in order.chunks_exact(args.batch).enumerate() {
@@ -466,21 +478,20 @@ fn train<M: ImageClassifier>(
             }
             let (x, y) = train.batch(b, Some(args.seed ^ (1 << 40) ^ (step << 16)), &device);
             let loss = loss_fn.forward(model.logits(x), y);
+            // Every step: a non-finite loss never reaches the weights or a checkpoint.
+            let value = loss.clone().into_scalar::<f64>();
+            let apply = guard
+                .check(step, value, &args.out)
+                .inspect_err(|_| progress.clear())?;
             if step.is_multiple_of(20) {
-                // A diverged run stops before it can write a NaN checkpoint.
-                let value = loss.clone().into_scalar::<f64>();
-                if !value.is_finite() {
-                    progress.clear();
-                    let last = run::find_checkpoint::<Progress>(&args.out).ok();
-                    let last = last.as_ref().map(|(dir, p)| (p.step, dir.as_path()));
-                    return Err(run::diverged(step, value, last).into());
-                }
                 let sparsity = pruner.events().last().map_or(0.0, |e| e.sparsity);
                 progress.show(step, value, last_val, sparsity);
             }
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            let lr = args.lr_schedule.at(args.prune_lr, step, horizon);
-            model = optim.step(lr, model, grads);
+            if apply {
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                let lr = args.lr_schedule.at(args.prune_lr, step, horizon);
+                model = optim.step(lr, model, grads);
+            }
             step += 1;
             if !step.is_multiple_of(args.every) {
                 model = pruner.step(model, step, None)?.0; // advances the decay clock

@@ -129,6 +129,12 @@ struct Args {
     /// No progress line on the terminal.
     #[arg(long)]
     quiet: bool,
+    /// A NaN or Inf training loss: stop (keeping the last good checkpoint) or skip the step.
+    #[arg(long, value_enum, default_value = "stop")]
+    on_nonfinite: run::OnNonFinite,
+    /// Fault injection for tests: the loss of this step of the pruning phase reads as NaN.
+    #[arg(long, hide = true)]
+    fault_nan_at: Option<u64>,
 }
 
 /// A data set as normalised f32 images (the paper's MNIST normalisation), ready to batch.
@@ -327,7 +333,7 @@ fn train<M: ImageClassifier>(
                     &val,
                     &test,
                     &device,
-                );
+                )?;
                 let dir = args.out.join("dense");
                 let record = DenseRecord {
                     model: args.model.name(),
@@ -393,6 +399,7 @@ fn train<M: ImageClassifier>(
     )?;
     let mut progress = ProgressLine::new(!args.quiet, total_steps);
     let mut last_val = f64::NAN;
+    let mut guard = run::LossGuard::new(args.on_nonfinite);
     'training: for epoch in (step / steps_per_epoch) as usize.. {
         let order = sparse_data::epoch_order(train.len(), args.seed ^ (1000 + epoch as u64));
         for (i, b) in order.chunks_exact(args.batch).enumerate() {
@@ -404,21 +411,22 @@ fn train<M: ImageClassifier>(
             }
             let (x, y) = train.batch(b, &device);
             let loss = loss_fn.forward(model.logits(x), y);
-            // Every 20 steps: the loss must be finite (a diverged run stops before it can
-            // write a NaN checkpoint), and the progress line shows it.
+            // Every step: a non-finite loss never reaches the weights or a checkpoint.
+            let mut value = loss.clone().into_scalar::<f64>();
+            if args.fault_nan_at == Some(step) {
+                value = f64::NAN; // injected fault (tests)
+            }
+            let apply = guard
+                .check(step, value, &args.out)
+                .inspect_err(|_| progress.clear())?;
             if step.is_multiple_of(20) {
-                let value = loss.clone().into_scalar::<f64>();
-                if !value.is_finite() {
-                    progress.clear();
-                    let last = run::find_checkpoint::<Progress>(&args.out).ok();
-                    let last = last.as_ref().map(|(dir, p)| (p.step, dir.as_path()));
-                    return Err(run::diverged(step, value, last).into());
-                }
                 let sparsity = pruner.events().last().map_or(0.0, |e| e.sparsity);
                 progress.show(step, value, last_val, sparsity);
             }
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(args.lr, model, grads); // moved, not cloned: no weight copies
+            if apply {
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                model = optim.step(args.lr, model, grads); // moved, not cloned: no weight copies
+            }
             step += 1;
             if !step.is_multiple_of(every) {
                 model = pruner.step(model, step, None)?.0; // advances the decay clock
@@ -511,16 +519,26 @@ fn dense_phase<M: ImageClassifier>(
     val: &Data,
     test: &Data,
     device: &Device,
-) -> (M, f64, f64) {
+) -> Result<(M, f64, f64), String> {
     let loss_fn = CrossEntropyLossConfig::new().init(device);
 
     // 1. Dense training (Adam, as the paper).
     let mut optim: ModuleOptimizer = AdamConfig::new().with_epsilon(1e-8).init();
+    let mut guard = run::LossGuard::new(args.on_nonfinite);
+    let mut step = 0;
     for epoch in 0..dense_epochs {
         let order = sparse_data::epoch_order(train.len(), args.seed ^ (epoch as u64 + 1));
         for b in order.chunks_exact(args.batch) {
             let (x, y) = train.batch(b, device);
             let loss = loss_fn.forward(model.logits(x), y);
+            step += 1;
+            let value = loss.clone().into_scalar::<f64>();
+            if !guard
+                .check(step, value, &args.out)
+                .map_err(|e| format!("dense phase: {e}"))?
+            {
+                continue;
+            }
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(args.lr, model, grads); // moved, not cloned: no weight copies
         }
@@ -537,7 +555,7 @@ fn dense_phase<M: ImageClassifier>(
         100.0 * dense_val,
         100.0 * dense_test
     );
-    (model, dense_val, dense_test)
+    Ok((model, dense_val, dense_test))
 }
 
 #[cfg(test)]

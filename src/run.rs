@@ -144,6 +144,80 @@ pub fn diverged(step: u64, loss: f64, last_good: Option<(u64, &Path)>) -> String
     format!("step {step}: the training loss is {loss}: the run stopped; {kept}")
 }
 
+/// What a non-finite training loss does.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum OnNonFinite {
+    /// Stop the run, keeping the last good checkpoint (the default).
+    Stop,
+    /// Skip the step (no update); stop after 10 in a row.
+    Skip,
+}
+
+/// Checks the loss of every step before its update is applied, so a NaN or Inf never reaches
+/// the weights, a checkpoint or "best".
+///
+/// ```
+/// use sparse_examples::run::{LossGuard, OnNonFinite};
+/// let out = std::path::Path::new("runs/none");
+/// let mut guard = LossGuard::new(OnNonFinite::Skip);
+/// assert_eq!(guard.check(1, 0.7, out), Ok(true));
+/// assert_eq!(guard.check(2, f64::NAN, out), Ok(false)); // skipped
+/// assert_eq!(guard.skipped(), 1);
+/// let mut guard = LossGuard::new(OnNonFinite::Stop);
+/// assert!(guard.check(3, f64::INFINITY, out).unwrap_err().contains("the training loss is inf"));
+/// ```
+#[derive(Debug)]
+pub struct LossGuard {
+    policy: OnNonFinite,
+    skipped: u64,
+    in_a_row: u64,
+}
+
+impl LossGuard {
+    /// Most non-finite losses in a row that `Skip` tolerates.
+    pub const MAX_IN_A_ROW: u64 = 10;
+
+    /// A guard with `policy`.
+    pub fn new(policy: OnNonFinite) -> Self {
+        Self {
+            policy,
+            skipped: 0,
+            in_a_row: 0,
+        }
+    }
+
+    /// `Ok(true)`: apply the step; `Ok(false)`: skip it; `Err`: stop, with the message naming
+    /// the last good checkpoint of the run in `out`.
+    pub fn check(&mut self, step: u64, loss: f64, out: &Path) -> Result<bool, String> {
+        if loss.is_finite() {
+            self.in_a_row = 0;
+            return Ok(true);
+        }
+        self.in_a_row += 1;
+        if self.policy == OnNonFinite::Skip && self.in_a_row <= Self::MAX_IN_A_ROW {
+            self.skipped += 1;
+            return Ok(false);
+        }
+        let last = find_checkpoint::<serde_json::Value>(out).ok();
+        let last = last
+            .as_ref()
+            .map(|(dir, p)| (p["step"].as_u64().unwrap_or(0), dir.as_path()));
+        let mut msg = diverged(step, loss, last);
+        if self.policy == OnNonFinite::Skip {
+            msg.push_str(&format!(" ({} non-finite losses in a row)", self.in_a_row));
+        }
+        Err(msg)
+    }
+
+    /// Steps skipped so far.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+}
+
 /// Open `metrics.csv` for appending with `header`; on resume keep the rows up to `step` (the
 /// later ones are measured again), otherwise start it afresh.
 pub fn open_metrics(path: &Path, header: &str, resume_at: Option<u64>) -> Result<File, Error> {

@@ -142,6 +142,17 @@ impl TextCorpus {
         let path = path.as_ref();
         let bytes = std::fs::read(path)
             .map_err(|e| DataError::new(path, format!("cannot read the text file: {e}")))?;
+        Self::parse(path, bytes)
+    }
+
+    /// The corpus of a file's bytes (`path` names it in errors): non-empty UTF-8 expected.
+    ///
+    /// ```
+    /// let err = sparse_data::TextCorpus::parse("t.txt", vec![b'a', 0xff]).unwrap_err();
+    /// assert_eq!(err.to_string(), "t.txt: expected UTF-8 text: invalid byte 0xFF at byte offset 1");
+    /// ```
+    pub fn parse(path: impl AsRef<Path>, bytes: Vec<u8>) -> Result<Self, DataError> {
+        let path = path.as_ref();
         if bytes.is_empty() {
             return Err(DataError::new(
                 path,
