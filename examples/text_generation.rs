@@ -112,6 +112,9 @@ struct Args {
     /// No progress line on the terminal.
     #[arg(long)]
     quiet: bool,
+    /// A NaN or Inf training loss: stop (keeping the last good checkpoint) or skip the step.
+    #[arg(long, value_enum, default_value = "stop")]
+    on_nonfinite: run::OnNonFinite,
 }
 
 /// The sparsest checkpoint whose validation bits per character stayed under the floor.
@@ -416,18 +419,22 @@ fn train(args: Args) -> Result<(), Error> {
             let mut model = model;
             let mut optim: ModuleOptimizer = AdamConfig::new().init();
             let mut progress = ProgressLine::new(!args.quiet, args.dense_steps);
+            let mut guard = run::LossGuard::new(args.on_nonfinite);
             for step in 0..args.dense_steps {
                 let loss = loss(&model, &train_batch(step, 1), window, &device);
+                // Every step: a non-finite loss never reaches the weights.
+                let value = loss.clone().into_scalar::<f64>();
+                let apply = guard
+                    .check(step, value, &args.out)
+                    .map_err(|e| format!("dense phase: {e}"))
+                    .inspect_err(|_| progress.clear())?;
                 if step.is_multiple_of(20) {
-                    let value = loss.clone().into_scalar::<f64>();
-                    if !value.is_finite() {
-                        progress.clear();
-                        return Err(run::diverged(step, value, None).into());
-                    }
                     progress.show(step, value, f64::NAN, 0.0);
                 }
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
-                model = optim.step(args.lr, model, grads);
+                if apply {
+                    let grads = GradientsParams::from_grads(loss.backward(), &model);
+                    model = optim.step(args.lr, model, grads);
+                }
                 if (step + 1).is_multiple_of(100) && step + 1 < args.dense_steps {
                     progress.clear();
                     let bpc = bits_per_char(&model, &val, window, &device);
@@ -509,23 +516,22 @@ fn train(args: Args) -> Result<(), Error> {
     )?;
     let mut progress = ProgressLine::new(!args.quiet, total_steps);
     let mut last_val = f64::NAN;
+    let mut guard = run::LossGuard::new(args.on_nonfinite);
     while step < total_steps {
         let loss = loss(&model, &train_batch(step, 2), window, &device);
-        // Every 20 steps: the loss must be finite (a diverged run stops before it can write a
-        // NaN checkpoint), and the progress line shows it.
+        // Every step: a non-finite loss never reaches the weights or a checkpoint.
+        let value = loss.clone().into_scalar::<f64>();
+        let apply = guard
+            .check(step, value, &args.out)
+            .inspect_err(|_| progress.clear())?;
         if step.is_multiple_of(20) {
-            let value = loss.clone().into_scalar::<f64>();
-            if !value.is_finite() {
-                progress.clear();
-                let last = run::find_checkpoint::<Progress>(&args.out).ok();
-                let last = last.as_ref().map(|(dir, p)| (p.step, dir.as_path()));
-                return Err(run::diverged(step, value, last).into());
-            }
             let sparsity = pruner.events().last().map_or(0.0, |e| e.sparsity);
             progress.show(step, value, last_val, sparsity);
         }
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(args.lr, model, grads); // moved, not cloned: no weight copies
+        if apply {
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(args.lr, model, grads); // moved, not cloned: no weight copies
+        }
         step += 1;
         if !step.is_multiple_of(args.every) {
             model = pruner.step(model, step, None)?.0; // advances the decay clock

@@ -91,6 +91,18 @@ pub fn save_checkpoint<M: Module, P: Serialize>(
     model.clone().save_file(tmp.join("model.bpk"))?;
     optim.save(tmp.join("optim.bpk"))?;
     pruner.save_state(tmp.join("pruner.json"))?;
+    // The format version and the run's options, beside the state they produced.
+    let config = std::fs::read_to_string(out.join("config.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    std::fs::write(
+        tmp.join("meta.json"),
+        serde_json::to_string_pretty(&serde_json::json!({
+            "format": CHECKPOINT_FORMAT,
+            "written_by": concat!("sparse-examples ", env!("CARGO_PKG_VERSION")),
+            "config": config,
+        }))?,
+    )?;
     std::fs::write(
         tmp.join("progress.json"),
         serde_json::to_string_pretty(progress)?,
@@ -104,11 +116,27 @@ pub fn save_checkpoint<M: Module, P: Serialize>(
     Ok(())
 }
 
+/// Version of the checkpoint layout (`meta.json`; a checkpoint without it is version 1).
+pub const CHECKPOINT_FORMAT: u64 = 1;
+
 /// The newest complete checkpoint of a run directory and its progress record.
 pub fn find_checkpoint<P: DeserializeOwned>(out: &Path) -> Result<(PathBuf, P), Error> {
     for dir in [out.join("checkpoint"), out.join("checkpoint.old")] {
         let file = dir.join("progress.json");
         if let Ok(text) = std::fs::read_to_string(&file) {
+            let meta = dir.join("meta.json");
+            let format = std::fs::read_to_string(&meta)
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .map_or(Some(1), |m| m["format"].as_u64());
+            if format != Some(CHECKPOINT_FORMAT) {
+                return Err(format!(
+                    "{}: checkpoint format {}, this build reads format {CHECKPOINT_FORMAT}",
+                    meta.display(),
+                    format.map_or("unreadable".to_string(), |f| f.to_string())
+                )
+                .into());
+            }
             let p: P = serde_json::from_str(&text).map_err(|e| {
                 format!(
                     "{}: not a progress record of this example: {e}",
@@ -285,6 +313,18 @@ mod tests {
         let (dir, p): (PathBuf, serde_json::Value) = find_checkpoint(&out).unwrap();
         assert_eq!(dir, out.join("checkpoint.old"));
         assert_eq!(p["step"], 50);
+        // A checkpoint of another format version is refused by name.
+        std::fs::write(out.join("checkpoint.old/meta.json"), "{\"format\": 2}").unwrap();
+        let err = find_checkpoint::<serde_json::Value>(&out)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{}: checkpoint format 2, this build reads format 1",
+                out.join("checkpoint.old/meta.json").display()
+            )
+        );
         // No complete checkpoint at all: a clear error.
         std::fs::remove_dir_all(out.join("checkpoint.old")).unwrap();
         let err = find_checkpoint::<serde_json::Value>(&out)
