@@ -31,6 +31,12 @@ pub struct Args {
     /// Steps of the pruning phase (12 checks of 50 steps reach 91 % at fraction 0.2).
     #[arg(long, default_value_t = 600)]
     pub steps: u64,
+    /// Prune every this many steps of the pruning phase.
+    #[arg(long, default_value_t = 50)]
+    pub every: u64,
+    /// Fraction of the alive weights removed at each prune.
+    #[arg(long, default_value_t = 0.2)]
+    pub fraction: f64,
     /// Model and batch: `--d-model --layers --heads --context --batch` of the example.
     #[arg(long, default_value = "64,2,4,64,32", value_delimiter = ',')]
     pub shape: Vec<usize>,
@@ -90,7 +96,8 @@ pub fn run(args: &Args, root: &Path) -> Result<(), String> {
                     .args(["--batch", &s[4].to_string()])
                     .args(["--dense-steps", &args.dense_steps.to_string()])
                     .args(["--steps", &args.steps.to_string()])
-                    .args(["--every", "50", "--fraction", "0.2", "--slack", "100"])
+                    .args(["--every", &args.every.to_string()])
+                    .args(["--fraction", &args.fraction.to_string(), "--slack", "100"])
                     .args(["--generate", "200", "--quiet", "--force"])
                     .arg("--out")
                     .arg(&dir);
@@ -100,7 +107,13 @@ pub fn run(args: &Args, root: &Path) -> Result<(), String> {
     }
     let table = report(args, &out);
     let file = root.join("docs/RESULTS.md");
-    crate::markers::write_between(&file, "cargo xtask reproduce text", &table)?;
+    // One section per run root: the default one, or one named by its --out.
+    let marker = if args.out == Path::new("runs/reproduce/text") {
+        "cargo xtask reproduce text".to_string()
+    } else {
+        format!("cargo xtask reproduce text --out {}", args.out.display())
+    };
+    crate::markers::write_between(&file, &marker, &table)?;
     println!("{table}");
     eprintln!("wrote {}", file.display());
     Ok(())
@@ -146,11 +159,11 @@ fn outcome(run: &Path) -> Option<(f64, Vec<Option<f64>>)> {
 fn report(args: &Args, out: &Path) -> String {
     let s = &args.shape;
     let mut text = format!(
-        "Built by `cargo xtask reproduce text` (`--report-only` rebuilds it) from the runs under \
+        "Built by `cargo xtask reproduce text` with the options below (`--report-only` rebuilds it) from the runs under \
          `{}`: character-level Transformer (d_model {}, {} layers, {} heads, context {}, batch {}) \
-         on the embedded Shakespeare, {} dense steps, then {} steps removing 20 % of the alive \
-         weights every 50 steps with the gate open, relevance gamma {}. Cells: validation bits \
-         per character at the first check at >= that sparsity (50 steps after the prune that \
+         on the embedded Shakespeare, {} dense steps, then {} steps removing {} % of the alive \
+         weights every {} steps with the gate open, relevance gamma {}. Cells: validation bits \
+         per character at the first check at >= that sparsity ({} steps after the prune that \
          reached it), median (min-max) over the seeds; the last column is the 80 % value \
          relative to the run's own dense value.\n\n| method | seeds | dense |{} at 80 % vs dense |\n|---|---|---|{}---|\n",
         args.out.display(),
@@ -161,7 +174,10 @@ fn report(args: &Args, out: &Path) -> String {
         s[4],
         args.dense_steps,
         args.steps,
+        100.0 * args.fraction,
+        args.every,
         args.gamma,
+        args.every,
         LEVELS
             .iter()
             .map(|l| format!(" {:.0} % |", 100.0 * l))
