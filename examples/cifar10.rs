@@ -489,8 +489,11 @@ fn train<M: ImageClassifier>(
             }
             if apply {
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
-                let lr = args.lr_schedule.at(args.prune_lr, step, horizon);
-                model = optim.step(lr, model, grads);
+                let finite = run::grads_finite(&model, &grads);
+                if guard.check_grads(step, finite, &args.out)? {
+                    let lr = args.lr_schedule.at(args.prune_lr, step, horizon);
+                    model = optim.step(lr, model, grads);
+                }
             }
             step += 1;
             if !step.is_multiple_of(args.every) {

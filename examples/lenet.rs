@@ -425,7 +425,10 @@ fn train<M: ImageClassifier>(
             }
             if apply {
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
-                model = optim.step(args.lr, model, grads); // moved, not cloned: no weight copies
+                let finite = run::grads_finite(&model, &grads);
+                if guard.check_grads(step, finite, &args.out)? {
+                    model = optim.step(args.lr, model, grads); // moved, not cloned
+                }
             }
             step += 1;
             if !step.is_multiple_of(every) {

@@ -240,10 +240,58 @@ impl LossGuard {
         Err(msg)
     }
 
+    /// As [`check`](Self::check), for the gradients of a step whose loss was finite.
+    pub fn check_grads(&mut self, step: u64, finite: bool, out: &Path) -> Result<bool, String> {
+        self.check(step, if finite { 0.0 } else { f64::NAN }, out)
+            .map_err(|e| e.replace("the training loss is NaN", "a gradient is not finite"))
+    }
+
     /// Steps skipped so far.
     pub fn skipped(&self) -> u64 {
         self.skipped
     }
+}
+
+/// Whether every gradient in `grads` of `model`'s parameters is finite: one sum per tensor on
+/// the device and one read of the total (a NaN or Inf anywhere makes the total non-finite).
+///
+/// ```
+/// use burn::module::{Module, Param};
+/// use burn::nn::LinearConfig;
+/// use burn::optim::GradientsParams;
+/// use burn::tensor::{Device, Tensor};
+/// let device = Device::flex().autodiff();
+/// let layer = LinearConfig::new(2, 1).init(&device);
+/// let x = Tensor::<2>::from_floats([[1.0, 0.0]], &device);
+/// // sqrt(|y|) has an infinite slope at 0: a finite loss with non-finite gradients.
+/// let y = layer.forward(x.clone()) * 0.0;
+/// let grads = GradientsParams::from_grads(y.abs().sqrt().sum().backward(), &layer);
+/// assert!(!sparse_examples::run::grads_finite(&layer, &grads));
+/// let grads = GradientsParams::from_grads(layer.forward(x).sum().backward(), &layer);
+/// assert!(sparse_examples::run::grads_finite(&layer, &grads));
+/// ```
+pub fn grads_finite<M: Module>(model: &M, grads: &burn::optim::GradientsParams) -> bool {
+    struct Sum<'a> {
+        grads: &'a burn::optim::GradientsParams,
+        total: Option<burn::tensor::Tensor<1>>,
+    }
+    impl burn::module::ModuleVisitor for Sum<'_> {
+        fn visit_float<const D: usize>(
+            &mut self,
+            param: &burn::module::Param<burn::tensor::Tensor<D>>,
+        ) {
+            if let Some(g) = self.grads.get::<D>(param.id) {
+                let s = g.sum();
+                self.total = Some(match self.total.take() {
+                    Some(t) => t + s,
+                    None => s,
+                });
+            }
+        }
+    }
+    let mut sum = Sum { grads, total: None };
+    model.visit(&mut sum);
+    sum.total.is_none_or(|t| t.into_scalar::<f64>().is_finite())
 }
 
 /// Open `metrics.csv` for appending with `header`; on resume keep the rows up to `step` (the
