@@ -343,16 +343,54 @@ fn sample_only(args: &Args, dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// Checks that need no data: every field in range, before any work starts (the model's
+/// sizes are checked by `TransformerLmConfig::validate`).
+fn validate(args: &Args) -> Result<(), String> {
+    let positive = |v: f64| v > 0.0 && v.is_finite();
+    run::check_fields(&[
+        (
+            "--every",
+            args.every >= 1,
+            "a number of optimizer steps > 0",
+        ),
+        (
+            "--slack",
+            args.slack >= 0.0 && args.slack.is_finite(),
+            "a fraction >= 0",
+        ),
+        (
+            "--fraction",
+            args.fraction > 0.0 && args.fraction < 1.0,
+            "in (0, 1)",
+        ),
+        ("--lr", positive(args.lr), "a positive number"),
+        (
+            "--gamma",
+            args.gamma >= 0.0 && args.gamma.is_finite(),
+            ">= 0",
+        ),
+        ("--alpha", positive(args.alpha), "a positive number"),
+        ("--batch", args.batch >= 1, "at least 1"),
+        ("--context", args.context >= 1, "at least 1"),
+        ("--val-windows", args.val_windows >= 1, "at least 1"),
+        (
+            "--gmp-sparsity",
+            args.gmp_sparsity > 0.0 && args.gmp_sparsity < 1.0,
+            "in (0, 1)",
+        ),
+        (
+            "--temperature",
+            args.temperature >= 0.0 && args.temperature.is_finite(),
+            ">= 0 (0: greedy)",
+        ),
+    ])
+}
+
 fn train(args: Args) -> Result<(), Error> {
     let started = Instant::now();
     // Nothing a user has is overwritten silently.
+    validate(&args)?;
     run::guard_out(&args.out, args.force, args.resume)?;
-    if args.every == 0 {
-        return Err("--every: expected a number of optimizer steps > 0, got 0".into());
-    }
-    if !(args.slack >= 0.0 && args.slack.is_finite()) {
-        return Err(format!("--slack: expected a fraction >= 0, got {}", args.slack).into());
-    }
 
     // 1. Data: the text, its vocabulary, a seeded split in contiguous blocks.
     let corpus = match &args.text {
@@ -662,6 +700,28 @@ fn source_name(args: &Args) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bad_options_are_refused_by_name_before_any_work() {
+        let check = |extra: &[&str]| {
+            let mut v = vec!["text_generation"];
+            v.extend(extra);
+            validate(&Args::parse_from(v)).err()
+        };
+        assert_eq!(check(&[]), None);
+        assert_eq!(
+            check(&["--every", "0"]).unwrap(),
+            "--every: expected a number of optimizer steps > 0"
+        );
+        assert_eq!(
+            check(&["--fraction", "0"]).unwrap(),
+            "--fraction: expected in (0, 1)"
+        );
+        assert_eq!(
+            check(&["--temperature=-1"]).unwrap(),
+            "--temperature: expected >= 0 (0: greedy)"
+        );
+    }
 
     #[test]
     fn parameter_kinds_follow_the_paths() {
