@@ -162,6 +162,11 @@ pub fn find_checkpoint<P: DeserializeOwned>(out: &Path) -> Result<(PathBuf, P), 
 /// assert!(m.starts_with("step 40: the training loss is NaN"));
 /// ```
 pub fn diverged(step: u64, loss: f64, last_good: Option<(u64, &Path)>) -> String {
+    stopped(step, &format!("the training loss is {loss}"), last_good)
+}
+
+/// `step N: {what}: the run stopped; ...` naming the checkpoint kept.
+fn stopped(step: u64, what: &str, last_good: Option<(u64, &Path)>) -> String {
     let kept = match last_good {
         Some((at, dir)) if at < step => format!(
             "the last good checkpoint (step {at}, {}) is kept: lower --lr or --gamma and --resume",
@@ -169,7 +174,7 @@ pub fn diverged(step: u64, loss: f64, last_good: Option<(u64, &Path)>) -> String
         ),
         _ => "no checkpoint of this run was written yet: lower --lr or --gamma".to_string(),
     };
-    format!("step {step}: the training loss is {loss}: the run stopped; {kept}")
+    format!("step {step}: {what}: the run stopped; {kept}")
 }
 
 /// What a non-finite training loss does.
@@ -220,7 +225,21 @@ impl LossGuard {
     /// `Ok(true)`: apply the step; `Ok(false)`: skip it; `Err`: stop, with the message naming
     /// the last good checkpoint of the run in `out`.
     pub fn check(&mut self, step: u64, loss: f64, out: &Path) -> Result<bool, String> {
-        if loss.is_finite() {
+        self.admit(
+            step,
+            loss.is_finite(),
+            &format!("the training loss is {loss}"),
+            out,
+        )
+    }
+
+    /// As [`check`](Self::check), for the gradients of a step whose loss was finite.
+    pub fn check_grads(&mut self, step: u64, finite: bool, out: &Path) -> Result<bool, String> {
+        self.admit(step, finite, "a gradient is not finite", out)
+    }
+
+    fn admit(&mut self, step: u64, finite: bool, what: &str, out: &Path) -> Result<bool, String> {
+        if finite {
             self.in_a_row = 0;
             return Ok(true);
         }
@@ -233,17 +252,11 @@ impl LossGuard {
         let last = last
             .as_ref()
             .map(|(dir, p)| (p["step"].as_u64().unwrap_or(0), dir.as_path()));
-        let mut msg = diverged(step, loss, last);
+        let mut msg = stopped(step, what, last);
         if self.policy == OnNonFinite::Skip {
             msg.push_str(&format!(" ({} non-finite losses in a row)", self.in_a_row));
         }
         Err(msg)
-    }
-
-    /// As [`check`](Self::check), for the gradients of a step whose loss was finite.
-    pub fn check_grads(&mut self, step: u64, finite: bool, out: &Path) -> Result<bool, String> {
-        self.check(step, if finite { 0.0 } else { f64::NAN }, out)
-            .map_err(|e| e.replace("the training loss is NaN", "a gradient is not finite"))
     }
 
     /// Steps skipped so far.

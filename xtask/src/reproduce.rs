@@ -193,7 +193,8 @@ fn grid_for(args: &Args, exe: &Path, out: &Path, model: &str, seed: u64) -> Resu
     Ok(())
 }
 
-fn launch(mut c: Command, run: &Path) -> Result<(), String> {
+/// Run `c` with its output appended to `run/log.txt`; an error names the run and its log.
+pub(crate) fn launch(mut c: Command, run: &Path) -> Result<(), String> {
     std::fs::create_dir_all(run).map_err(|e| format!("{}: {e}", run.display()))?;
     let log = run.join("log.txt");
     let file = std::fs::OpenOptions::new()
@@ -206,7 +207,7 @@ fn launch(mut c: Command, run: &Path) -> Result<(), String> {
         .stdout(file.try_clone().map_err(|e| e.to_string())?)
         .stderr(file)
         .status()
-        .map_err(|e| format!("cannot start the lenet example: {e}"))?;
+        .map_err(|e| format!("cannot start {}: {e}", c.get_program().to_string_lossy()))?;
     if !status.success() {
         return Err(format!("{} failed: see {}", run.display(), log.display()));
     }

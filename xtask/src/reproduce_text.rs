@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::reproduce::spread;
+use crate::reproduce::{launch, spread};
 
 /// What to run.
 #[derive(clap::Args, Debug)]
@@ -116,22 +116,6 @@ pub fn run(args: &Args, root: &Path) -> Result<(), String> {
     crate::markers::write_between(&file, &marker, &table)?;
     println!("{table}");
     eprintln!("wrote {}", file.display());
-    Ok(())
-}
-
-fn launch(mut c: Command, run: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(run).map_err(|e| format!("{}: {e}", run.display()))?;
-    let log = run.join("log.txt");
-    let file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-    eprintln!("running {}", run.display());
-    let status = c
-        .stdout(file.try_clone().map_err(|e| e.to_string())?)
-        .stderr(file)
-        .status()
-        .map_err(|e| format!("cannot start the text_generation example: {e}"))?;
-    if !status.success() {
-        return Err(format!("{} failed: see {}", run.display(), log.display()));
-    }
     Ok(())
 }
 

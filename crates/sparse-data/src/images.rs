@@ -146,16 +146,7 @@ impl ImageSet {
     /// Split off a seeded random validation set of `n_val` images (never the test set).
     /// Returns `(train, validation)`.
     pub fn split_validation(self, n_val: usize, seed: u64) -> Result<(Self, Self), DataError> {
-        if n_val >= self.len() {
-            return Err(DataError::new(
-                "<validation split>",
-                format!(
-                    "{n_val} validation images requested from a set of {}: expected fewer",
-                    self.len()
-                ),
-            ));
-        }
-        let (train_idx, val_idx) = validation_indices(self.len(), n_val, seed);
+        let (train_idx, val_idx) = validation_indices(self.len(), n_val, seed)?;
         Ok((self.subset(&train_idx), self.subset(&val_idx)))
     }
 

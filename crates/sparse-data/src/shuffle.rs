@@ -1,5 +1,7 @@
 //! Seeded orders: the shuffle of each training epoch and the validation split.
 
+use crate::DataError;
+
 /// A seeded permutation of `0..n` (64-bit LCG Fisher-Yates): the order of one training epoch.
 /// The same `(n, seed)` gives the same order on every machine, so a resumed run replays the
 /// batches an uninterrupted one would have seen.
@@ -25,7 +27,18 @@ pub fn epoch_order(n: usize, seed: u64) -> Vec<usize> {
 
 /// `(train, validation)` indices, each ascending: a seeded split of `0..n` (splitmix64
 /// Fisher-Yates), shared by every data set so that a seed means the same split everywhere.
-pub(crate) fn validation_indices(n: usize, n_val: usize, seed: u64) -> (Vec<usize>, Vec<usize>) {
+/// Errors when `n_val` leaves no training image.
+pub(crate) fn validation_indices(
+    n: usize,
+    n_val: usize,
+    seed: u64,
+) -> Result<(Vec<usize>, Vec<usize>), DataError> {
+    if n_val >= n {
+        return Err(DataError::new(
+            "<validation split>",
+            format!("{n_val} validation images requested from a set of {n}: expected fewer"),
+        ));
+    }
     let mut order: Vec<usize> = (0..n).collect();
     let mut state = seed;
     for i in (1..order.len()).rev() {
@@ -41,5 +54,5 @@ pub(crate) fn validation_indices(n: usize, n_val: usize, seed: u64) -> (Vec<usiz
     let mut train_idx = train_idx.to_vec();
     val_idx.sort_unstable();
     train_idx.sort_unstable();
-    (train_idx, val_idx)
+    Ok((train_idx, val_idx))
 }

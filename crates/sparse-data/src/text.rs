@@ -220,7 +220,8 @@ impl TextCorpus {
         }
         let n_val =
             ((val_fraction * blocks.len() as f64).round() as usize).clamp(1, blocks.len() - 1);
-        let (train_idx, val_idx) = validation_indices(blocks.len(), n_val, seed);
+        let (train_idx, val_idx) =
+            validation_indices(blocks.len(), n_val, seed).map_err(|e| e.message)?;
         let gather = |idx: &[usize]| {
             let mut segments: Vec<Vec<u32>> = Vec::new();
             let mut prev = None;
