@@ -391,6 +391,7 @@ fn train<M: ImageClassifier>(
                 model: args.model.name(),
                 seed: args.seed,
                 epochs: args.dense_epochs,
+                kept_epoch: None,
                 val_acc,
                 test_acc,
             };

@@ -55,6 +55,16 @@ enum Dataset {
     Mnist,
 }
 
+/// Which epoch of the dense phase the method starts from.
+#[derive(Clone, Copy, Debug, ValueEnum, Serialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum DenseKeep {
+    /// The epoch with the best validation accuracy (what the PyTorch reference does).
+    Best,
+    /// The last epoch.
+    Last,
+}
+
 #[derive(Parser, Debug, Serialize)]
 #[command(about = "LeNet + relevance-weighted decay + gated iterative pruning")]
 struct Args {
@@ -91,6 +101,10 @@ struct Args {
     /// Epochs of dense training first [paper: 14; embedded subset: 4].
     #[arg(long)]
     dense_epochs: Option<usize>,
+    /// Dense epoch the method starts from: the best on validation (as the PyTorch reference)
+    /// or the last.
+    #[arg(long, value_enum, default_value = "best")]
+    dense_keep: DenseKeep,
     /// Epochs of training with the method [paper: 75; embedded subset: 30].
     #[arg(long)]
     epochs: Option<usize>,
@@ -314,8 +328,12 @@ fn train<M: ImageClassifier>(
                 let model = init(&device)
                     .try_load_file(&file)
                     .map_err(|e| format!("{}: cannot load the dense model: {e}", file.display()))?;
+                let kept = record
+                    .kept_epoch
+                    .map_or("the last".to_string(), |e| format!("epoch {e}"));
                 println!(
-                    "dense start {} ({} epochs, seed {}): validation {:.2} %, test {:.2} %",
+                    "dense start {} ({} epochs, {kept} kept, seed {}): validation {:.2} %, \
+                     test {:.2} %",
                     file.display(),
                     record.epochs,
                     record.seed,
@@ -325,7 +343,7 @@ fn train<M: ImageClassifier>(
                 (model, record.val_acc, record.test_acc)
             }
             None => {
-                let (model, val_acc, test_acc) = dense_phase(
+                let (model, kept_epoch, val_acc, test_acc) = dense_phase(
                     init(&device),
                     &args,
                     dense_epochs,
@@ -339,6 +357,7 @@ fn train<M: ImageClassifier>(
                     model: args.model.name(),
                     seed: args.seed,
                     epochs: dense_epochs,
+                    kept_epoch: Some(kept_epoch),
                     val_acc,
                     test_acc,
                 };
@@ -513,7 +532,8 @@ fn train<M: ImageClassifier>(
     Ok(())
 }
 
-/// Dense training (Adam, as the paper); returns the model and its validation/test accuracy.
+/// Dense training (Adam, as the paper); returns the model of the epoch `--dense-keep` picks,
+/// that epoch (1-based) and its validation and test accuracy.
 fn dense_phase<M: ImageClassifier>(
     mut model: M,
     args: &Args,
@@ -522,15 +542,17 @@ fn dense_phase<M: ImageClassifier>(
     val: &Data,
     test: &Data,
     device: &Device,
-) -> Result<(M, f64, f64), String> {
+) -> Result<(M, usize, f64, f64), String> {
     let loss_fn = CrossEntropyLossConfig::new().init(device);
 
     // 1. Dense training (Adam, as the paper).
     let mut optim: ModuleOptimizer = AdamConfig::new().with_epsilon(1e-8).init();
     let mut guard = run::LossGuard::new(args.on_nonfinite);
     let mut step = 0;
-    for epoch in 0..dense_epochs {
-        let order = sparse_data::epoch_order(train.len(), args.seed ^ (epoch as u64 + 1));
+    // (validation accuracy, epoch, model) of the epoch kept so far.
+    let mut kept: Option<(f64, usize, M)> = None;
+    for epoch in 1..=dense_epochs {
+        let order = sparse_data::epoch_order(train.len(), args.seed ^ epoch as u64);
         for b in order.chunks_exact(args.batch) {
             let (x, y) = train.batch(b, device);
             let loss = loss_fn.forward(model.logits(x), y);
@@ -545,20 +567,28 @@ fn dense_phase<M: ImageClassifier>(
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(args.lr, model, grads); // moved, not cloned: no weight copies
         }
-        println!(
-            "dense epoch {:3}: validation {:.2} %",
-            epoch + 1,
-            100.0 * accuracy(&model, val, device)
-        );
+        let val_acc = accuracy(&model, val, device);
+        println!("dense epoch {epoch:3}: validation {:.2} %", 100.0 * val_acc);
+        let better = kept.as_ref().is_none_or(|(v, _, _)| val_acc > *v);
+        if args.dense_keep == DenseKeep::Last || better {
+            kept = Some((val_acc, epoch, model.clone()));
+        }
     }
-    let dense_val = accuracy(&model, val, device);
+    let (dense_val, epoch, model) = match kept {
+        Some(k) => k,
+        None => (accuracy(&model, val, device), 0, model), // no dense epochs
+    };
     let dense_test = accuracy(&model, test, device);
+    let which = match args.dense_keep {
+        DenseKeep::Best => "the best on validation",
+        DenseKeep::Last => "the last",
+    };
     println!(
-        "dense: validation {:.2} %, test {:.2} %",
+        "dense: epoch {epoch} kept ({which}), validation {:.2} %, test {:.2} %",
         100.0 * dense_val,
         100.0 * dense_test
     );
-    Ok((model, dense_val, dense_test))
+    Ok((model, epoch, dense_val, dense_test))
 }
 
 #[cfg(test)]

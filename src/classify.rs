@@ -84,6 +84,10 @@ pub struct DenseRecord {
     pub seed: u64,
     /// Epochs of dense training.
     pub epochs: usize,
+    /// The epoch whose model was kept (the best on validation), when it was chosen; records
+    /// written before this field existed kept the last epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_epoch: Option<usize>,
     /// Validation accuracy reached.
     pub val_acc: f64,
     /// Test accuracy reached.

@@ -15,17 +15,21 @@ use sparse_prune::{Amount, Floor, PruneSchedule, PrunerConfig};
 
 use crate::overhead::median;
 
-fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    median(
-        (0..reps)
-            .map(|_| {
-                let t = Instant::now();
-                f();
-                t.elapsed().as_secs_f64() * 1e3
-            })
-            .collect(),
-    )
+/// Medians (ms) of `a` and `b`, their repetitions interleaved (a, b, a, b, ...) so that both
+/// see the same machine state: their ratio holds on a noisy machine where absolute times drift.
+fn paired_median_ms(reps: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> (f64, f64) {
+    a();
+    b();
+    let (mut ta, mut tb) = (Vec::with_capacity(reps), Vec::with_capacity(reps));
+    for _ in 0..reps {
+        let t = Instant::now();
+        a();
+        ta.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        b();
+        tb.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    (median(ta), median(tb))
 }
 
 /// PyTorch dense inference latency of the reference script's model, in ms (None without torch).
@@ -92,18 +96,22 @@ fn one<M: ImageClassifier, S: SparseClassifier>(
     for batch in [1usize, 100] {
         let x: Vec<f32> = (0..batch * 784).map(|i| (i % 255) as f32 / 255.0).collect();
         let reps = match (batch, quick) {
-            (1, false) => 300,
-            (1, true) => 30,
+            (1, false) => 2000,
+            (1, true) => 100,
             (_, false) => 30,
             _ => 3,
         };
-        let dense = median_ms(reps, || {
-            let t = Tensor::<4>::from_data(TensorData::new(x.clone(), [batch, 1, 28, 28]), &device);
-            let _ = plain.logits(t).into_data();
-        });
-        let sp = median_ms(reps, || {
-            std::hint::black_box(net.logits(&x, batch));
-        });
+        let (dense, sp) = paired_median_ms(
+            reps,
+            || {
+                let t =
+                    Tensor::<4>::from_data(TensorData::new(x.clone(), [batch, 1, 28, 28]), &device);
+                let _ = plain.logits(t).into_data();
+            },
+            || {
+                std::hint::black_box(net.logits(&x, batch));
+            },
+        );
         out[format!("burn_dense_ms_b{batch}")] = json!(dense);
         out[format!("sparse_ms_b{batch}")] = json!(sp);
         out[format!("speedup_vs_burn_b{batch}")] = json!(dense / sp);

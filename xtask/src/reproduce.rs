@@ -46,6 +46,10 @@ pub struct Args {
     /// Path of the PyTorch reference script.
     #[arg(long, default_value = "../shared/reference/torch_reference.py")]
     pub torch_script: PathBuf,
+    /// The dense epoch each method starts from: `best` on validation (as the PyTorch reference
+    /// does) or `last` (the runs made before this option existed).
+    #[arg(long, default_value = "best", value_parser = ["best", "last"])]
+    pub dense_keep: String,
     /// Root of the run directories.
     #[arg(long, default_value = "runs/reproduce")]
     pub out: PathBuf,
@@ -84,7 +88,12 @@ pub fn run(args: &Args, root: &Path) -> Result<(), String> {
     }
     let tables = report(args, &out)?;
     let file = root.join("docs/RESULTS.md");
-    crate::markers::write_between(&file, "cargo xtask reproduce lenet", &tables)?;
+    let marker = if args.out == Path::new("runs/reproduce") {
+        "cargo xtask reproduce lenet".to_string()
+    } else {
+        format!("cargo xtask reproduce lenet --out {}", args.out.display())
+    };
+    crate::markers::write_between(&file, &marker, &tables)?;
     println!("{tables}");
     eprintln!("wrote {}", file.display());
     Ok(())
@@ -106,12 +115,18 @@ fn grid_for(args: &Args, exe: &Path, out: &Path, model: &str, seed: u64) -> Resu
             .arg(run);
         c
     };
-    if !dense.join("dense/dense.json").exists() {
+    let record = dense.join("dense/dense.json");
+    if !record.exists() {
         let mut c = common(&dense);
-        c.args(["--max-steps", "0", "--force", "--dense-epochs"])
+        c.args(["--max-steps", "0", "--force", "--dense-keep"])
+            .arg(&args.dense_keep)
+            .arg("--dense-epochs")
             .arg(args.dense_epochs.to_string());
         launch(c, &dense)?;
     }
+    let text =
+        std::fs::read_to_string(&record).map_err(|e| format!("{}: {e}", record.display()))?;
+    same_dense_kind(&record, &text, &args.dense_keep)?;
     let mut runs: Vec<(String, Vec<String>)> = args
         .methods
         .iter()
@@ -191,6 +206,24 @@ fn grid_for(args: &Args, exe: &Path, out: &Path, model: &str, seed: u64) -> Resu
         }
     }
     Ok(())
+}
+
+/// Never mix dense starts: a record written before `--dense-keep` existed (no `kept_epoch`)
+/// kept its last epoch; `text` is the `dense.json` at `record`.
+fn same_dense_kind(record: &Path, text: &str, dense_keep: &str) -> Result<(), String> {
+    let kept = serde_json::from_str::<Value>(text)
+        .map_err(|e| format!("{}: {e}", record.display()))?
+        .get("kept_epoch")
+        .is_some_and(|v| !v.is_null());
+    if kept == (dense_keep == "best") {
+        return Ok(());
+    }
+    Err(format!(
+        "{}: this dense start kept its {} epoch, but --dense-keep is {dense_keep}; use another \
+         --out (or the matching --dense-keep)",
+        record.display(),
+        if kept { "best" } else { "last" },
+    ))
 }
 
 /// Run `c` with its output appended to `run/log.txt`; an error names the run and its log.
@@ -342,12 +375,20 @@ pub(crate) fn spread(values: &[f64], fmt: impl Fn(f64) -> String) -> String {
 
 fn report(args: &Args, out: &Path) -> Result<String, String> {
     let mut text = format!(
-        "Built by `cargo xtask reproduce lenet --report-only` from the finished runs under `{}` \
-         ({} dense + {} epochs); `runs` = seeds, cells = median (min-max) over them; wall s = the \
-         last process of a run (a resumed run counts only its last part).\n\n",
+        "Built by `cargo xtask reproduce lenet --report-only --out {} --dense-keep {}` from the \
+         finished runs under `{}` ({} dense + {} epochs, the method starting from {}); \
+         `runs` = seeds, cells = median (min-max) over them; wall s = the last process of a run \
+         (a resumed run counts only its last part).\n\n",
+        args.out.display(),
+        args.dense_keep,
         args.out.display(),
         args.dense_epochs,
         args.epochs,
+        if args.dense_keep == "best" {
+            "the dense epoch with the best validation accuracy"
+        } else {
+            "the last dense epoch"
+        },
     );
     for model in &args.models {
         let dir = out.join(model);
@@ -433,7 +474,24 @@ fn report(args: &Args, out: &Path) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::spread;
+    use super::*;
+
+    #[test]
+    fn dense_starts_of_the_other_kind_are_refused_by_name() {
+        let file = Path::new("runs/x/dense-s1/dense/dense.json");
+        let old =
+            r#"{"model": "lenet5", "seed": 1, "epochs": 14, "val_acc": 0.9, "test_acc": 0.9}"#;
+        let new = r#"{"model": "lenet5", "seed": 1, "epochs": 14, "kept_epoch": 13,
+                      "val_acc": 0.9, "test_acc": 0.9}"#;
+        assert_eq!(same_dense_kind(file, new, "best"), Ok(()));
+        assert_eq!(same_dense_kind(file, old, "last"), Ok(()));
+        assert_eq!(
+            same_dense_kind(file, old, "best").unwrap_err(),
+            "runs/x/dense-s1/dense/dense.json: this dense start kept its last epoch, but \
+             --dense-keep is best; use another --out (or the matching --dense-keep)"
+        );
+        assert!(same_dense_kind(file, "{", "best").is_err());
+    }
 
     #[test]
     fn spread_is_median_min_max() {

@@ -10,6 +10,11 @@ use crate::error::ExportError;
 /// A linear layer `y = x W + b` (Burn's layout: `W` is `[inputs, outputs]`) in compressed rows
 /// over the outputs.
 ///
+/// A layer whose weights are more than [`SparseLinear::DENSE_ABOVE`] non-zero is kept dense
+/// instead: a gathered weight costs about five times a multiply-add over a contiguous row, so
+/// past that density the dense kernel is faster (measured on the benchmark machine; see
+/// docs/BENCHMARKS.md). The outputs are the same either way.
+///
 /// ```
 /// use sparse_export::{SparseLinear, SparseTensor};
 /// // W = [[1, 0], [0, 2], [3, 0]]: 3 inputs, 2 outputs.
@@ -28,9 +33,14 @@ pub struct SparseLinear {
     cols: Vec<u32>,
     vals: Vec<f32>,
     bias: Vec<f32>,
+    /// The whole `[inputs, outputs]` weight, for a layer above `DENSE_ABOVE`.
+    dense: Option<Vec<f32>>,
 }
 
 impl SparseLinear {
+    /// Density (non-zero weights / weights) above which the layer is computed densely.
+    pub const DENSE_ABOVE: f64 = 0.25;
+
     /// From a `[inputs, outputs]` weight and an optional `[outputs]` bias.
     pub fn new(weight: &SparseTensor, bias: Option<&SparseTensor>) -> Result<Self, ExportError> {
         let [inputs, outputs] = weight.shape[..] else {
@@ -76,7 +86,35 @@ impl SparseLinear {
             cols,
             vals,
             bias,
+            dense: (weight.values.len() as f64 > Self::DENSE_ABOVE * (inputs * outputs) as f64)
+                .then(|| weight.to_dense()),
         })
+    }
+
+    /// Whether this layer runs the dense kernel (it is more than `DENSE_ABOVE` non-zero).
+    pub fn is_dense(&self) -> bool {
+        self.dense.is_some()
+    }
+
+    /// The Burn `Linear` at module path `name` among `tensors` (as read from a `.sparse` file or
+    /// taken by `sparse_tensors`): `{name}.weight`, and `{name}.bias` when the layer has one.
+    /// Any Linear of a model works this way, e.g. a Transformer's attention projections.
+    ///
+    /// ```
+    /// use sparse_export::{SparseLinear, SparseTensor};
+    /// let w = SparseTensor::from_dense("blocks.0.ff_in.weight", vec![2, 1], &[0., 3.]);
+    /// let b = SparseTensor::from_dense("blocks.0.ff_in.bias", vec![1], &[1.]);
+    /// let layer = SparseLinear::from_tensors(&[w, b], "blocks.0.ff_in").unwrap();
+    /// let mut y = Vec::new();
+    /// layer.forward(&[5., 2.], 1, &mut y);
+    /// assert_eq!(y, vec![7.]);
+    /// let missing = SparseLinear::from_tensors(&[], "fc9").unwrap_err();
+    /// assert_eq!(missing.to_string(), "fc9.weight: missing from the file (is it this model?)");
+    /// ```
+    pub fn from_tensors(tensors: &[SparseTensor], name: &str) -> Result<Self, ExportError> {
+        let weight = crate::lenet::find(tensors, &format!("{name}.weight"))?;
+        let bias_path = format!("{name}.bias");
+        Self::new(weight, tensors.iter().find(|t| t.path == bias_path))
     }
 
     /// Inputs per example.
@@ -94,20 +132,62 @@ impl SparseLinear {
         assert_eq!(x.len(), batch * self.inputs, "input is not [batch, inputs]");
         out.clear();
         out.resize(batch * self.outputs, 0.0);
+        if let Some(w) = &self.dense {
+            // y = b + sum_i x_i W[i, :]: contiguous rows that vectorise, and the inputs that are
+            // zero (after a ReLU, about half) are skipped.
+            for (xb, yb) in x
+                .chunks_exact(self.inputs)
+                .zip(out.chunks_exact_mut(self.outputs))
+            {
+                yb.copy_from_slice(&self.bias);
+                for (xi, wi) in xb.iter().zip(w.chunks_exact(self.outputs)) {
+                    if *xi != 0.0 {
+                        for (y, wo) in yb.iter_mut().zip(wi) {
+                            *y += xi * wo;
+                        }
+                    }
+                }
+            }
+            return;
+        }
+        // Each example is copied into a buffer whose length is a power of two, so that the
+        // gathers index it with `col & mask`, which the compiler knows is in bounds: no bounds
+        // check (a compare and a branch) per surviving weight.
+        let mask = self.inputs.next_power_of_two() - 1;
+        let mut padded = vec![0f32; mask + 1];
         for (xb, yb) in x
             .chunks_exact(self.inputs)
             .zip(out.chunks_exact_mut(self.outputs))
         {
+            padded[..self.inputs].copy_from_slice(xb);
             for (o, y) in yb.iter_mut().enumerate() {
                 let (s, e) = (self.row_start[o], self.row_start[o + 1]);
-                let mut acc = self.bias[o];
-                for (c, v) in self.cols[s..e].iter().zip(&self.vals[s..e]) {
-                    acc += v * xb[*c as usize];
-                }
-                *y = acc;
+                *y = self.bias[o] + row_dot(&self.cols[s..e], &self.vals[s..e], &padded, mask);
             }
         }
     }
+}
+
+/// `sum(vals[k] * x[cols[k]])` with eight independent partial sums: one running sum would
+/// make every gathered product wait for the previous addition (a 3-4 cycle chain per weight),
+/// which is what bounded the batch-1 latency. `x.len()` is `mask + 1`, a power of two, and every
+/// column is below it.
+#[inline]
+fn row_dot(cols: &[u32], vals: &[f32], x: &[f32], mask: usize) -> f32 {
+    let x = &x[..=mask];
+    let mut acc = [0f32; 8];
+    let (cs, vs) = (cols.chunks_exact(8), vals.chunks_exact(8));
+    let (cr, vr) = (cs.remainder(), vs.remainder());
+    for (c8, v8) in cs.zip(vs) {
+        for k in 0..8 {
+            acc[k] += v8[k] * x[c8[k] as usize & mask];
+        }
+    }
+    // The last < 8 entries also go to separate sums: a serial tail would be a chain again.
+    for ((a, c), v) in acc.iter_mut().zip(cr).zip(vr) {
+        *a += v * x[*c as usize & mask];
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
 }
 
 /// A 2-D convolution (stride 1, no padding) computed from its non-zero weights only: each
@@ -229,5 +309,77 @@ pub fn max_pool2(x: &[f32], planes: usize, [h, w]: [usize; 2], out: &mut Vec<f32
 pub fn relu(x: &mut [f32]) {
     for v in x {
         *v = v.max(0.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deterministic `[inputs, outputs]` weight with about `density` of it non-zero.
+    fn weight(inputs: usize, outputs: usize, density: f64) -> SparseTensor {
+        let dense: Vec<f32> = (0..inputs * outputs)
+            .map(|i| {
+                let h = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
+                if (h % 1000) as f64 <= density * 1000.0 {
+                    (h % 97) as f32 / 48.0 - 1.0
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        SparseTensor::from_dense("w", vec![inputs, outputs], &dense)
+    }
+
+    /// `x W + b` the plain way.
+    fn reference(w: &SparseTensor, b: &[f32], x: &[f32], batch: usize) -> Vec<f32> {
+        let (inputs, outputs) = (w.shape[0], w.shape[1]);
+        let w = w.to_dense();
+        let mut y = vec![0f32; batch * outputs];
+        for n in 0..batch {
+            for o in 0..outputs {
+                y[n * outputs + o] = b[o]
+                    + (0..inputs)
+                        .map(|i| x[n * inputs + i] * w[i * outputs + o])
+                        .sum::<f32>();
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn both_kernels_give_the_plain_product_at_every_density() {
+        for density in [0.0, 0.01, 0.1, 0.24, 0.3, 0.6, 1.0] {
+            // 37 inputs: rows of every length mod 8, and a power-of-two pad of 64.
+            let w = weight(37, 13, density);
+            let b: Vec<f32> = (0..13).map(|o| o as f32 / 10.0).collect();
+            let bias = SparseTensor::from_dense("b", vec![13], &b);
+            let layer = SparseLinear::new(&w, Some(&bias)).unwrap();
+            let nnz = w.values.len() as f64 / (37 * 13) as f64;
+            assert_eq!(
+                layer.is_dense(),
+                nnz > SparseLinear::DENSE_ABOVE,
+                "{density}"
+            );
+            // Inputs with zeros in them, as after a ReLU.
+            let x: Vec<f32> = (0..3 * 37)
+                .map(|i| {
+                    if i % 3 == 0 {
+                        0.0
+                    } else {
+                        (i % 11) as f32 - 5.0
+                    }
+                })
+                .collect();
+            let mut y = Vec::new();
+            layer.forward(&x, 3, &mut y);
+            let want = reference(&w, &b, &x, 3);
+            for (a, e) in y.iter().zip(&want) {
+                assert!(
+                    (a - e).abs() <= 1e-4 * e.abs().max(1.0),
+                    "{density}: {a} vs {e}"
+                );
+            }
+        }
     }
 }

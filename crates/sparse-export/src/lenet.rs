@@ -3,17 +3,17 @@
 use crate::infer::{SparseConv2d, SparseLinear, max_pool2, relu};
 use crate::{ExportError, SparseTensor};
 
-fn find<'a>(ts: &'a [SparseTensor], path: &str) -> Result<&'a SparseTensor, ExportError> {
+pub(crate) fn find<'a>(
+    ts: &'a [SparseTensor],
+    path: &str,
+) -> Result<&'a SparseTensor, ExportError> {
     ts.iter()
         .find(|t| t.path == path)
         .ok_or_else(|| ExportError::new(path, "missing from the file (is it this model?)"))
 }
 
 fn linear(ts: &[SparseTensor], name: &str) -> Result<SparseLinear, ExportError> {
-    SparseLinear::new(
-        find(ts, &format!("{name}.weight"))?,
-        Some(find(ts, &format!("{name}.bias"))?),
-    )
+    SparseLinear::from_tensors(ts, name)
 }
 
 fn conv(ts: &[SparseTensor], name: &str) -> Result<SparseConv2d, ExportError> {

@@ -5,6 +5,8 @@
 //! in f32, f16 or bf16, a CRC-32 per tensor), exact import back into the Burn module, and
 //! sparse CPU layers whose cost follows the number of surviving weights.
 //!
+//! Without the default `burn` feature the crate is the format and the sparse layers alone.
+//!
 //! ```
 //! use burn::nn::LinearConfig;
 //! use burn::tensor::Device;
@@ -27,6 +29,7 @@ mod format;
 mod infer;
 mod inspect;
 mod lenet;
+#[cfg(feature = "burn")]
 mod model;
 
 pub use error::ExportError;
@@ -34,4 +37,5 @@ pub use format::{Encoding, MAGIC, MAX_NUMEL, SparseTensor, VERSION, ValueType, d
 pub use infer::{SparseConv2d, SparseLinear, max_pool2, relu};
 pub use inspect::{InspectRow, Inspection};
 pub use lenet::{SparseClassifier, SparseLeNet5, SparseLeNet300};
+#[cfg(feature = "burn")]
 pub use model::{export, import, read, sparse_tensors};
