@@ -153,19 +153,29 @@ impl SparseLinear {
         // Each example is copied into a buffer whose length is a power of two, so that the
         // gathers index it with `col & mask`, which the compiler knows is in bounds: no bounds
         // check (a compare and a branch) per surviving weight.
+        // The buffer is reused across calls on a thread (no allocation per call at batch 1).
         let mask = self.inputs.next_power_of_two() - 1;
-        let mut padded = vec![0f32; mask + 1];
-        for (xb, yb) in x
-            .chunks_exact(self.inputs)
-            .zip(out.chunks_exact_mut(self.outputs))
-        {
-            padded[..self.inputs].copy_from_slice(xb);
-            for (o, y) in yb.iter_mut().enumerate() {
-                let (s, e) = (self.row_start[o], self.row_start[o + 1]);
-                *y = self.bias[o] + row_dot(&self.cols[s..e], &self.vals[s..e], &padded, mask);
+        PADDED.with_borrow_mut(|padded| {
+            if padded.len() <= mask {
+                padded.resize(mask + 1, 0.0);
             }
-        }
+            for (xb, yb) in x
+                .chunks_exact(self.inputs)
+                .zip(out.chunks_exact_mut(self.outputs))
+            {
+                padded[..self.inputs].copy_from_slice(xb);
+                for (o, y) in yb.iter_mut().enumerate() {
+                    let (s, e) = (self.row_start[o], self.row_start[o + 1]);
+                    *y = self.bias[o] + row_dot(&self.cols[s..e], &self.vals[s..e], padded, mask);
+                }
+            }
+        });
     }
+}
+
+thread_local! {
+    /// One example's inputs, zero-padded to a power of two (see `SparseLinear::forward`).
+    static PADDED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// `sum(vals[k] * x[cols[k]])` with eight independent partial sums: one running sum would
