@@ -19,6 +19,27 @@ pub fn write_between(file: &Path, name: &str, text: &str) -> Result<(), String> 
     std::fs::write(file, new).map_err(|e| format!("{}: {e}", file.display()))
 }
 
+/// Write a `reproduce` command's tables into docs/RESULTS.md under `root`, one section per run
+/// root: `command` for the default `out`, `command --out OUT` for any other; also printed.
+pub fn write_results(
+    root: &Path,
+    command: &str,
+    out: &Path,
+    default_out: &str,
+    text: &str,
+) -> Result<(), String> {
+    let file = root.join("docs/RESULTS.md");
+    let name = if out == Path::new(default_out) {
+        command.to_string()
+    } else {
+        format!("{command} --out {}", out.display())
+    };
+    write_between(&file, &name, text)?;
+    println!("{text}");
+    eprintln!("wrote {}", file.display());
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

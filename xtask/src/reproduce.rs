@@ -87,16 +87,13 @@ pub fn run(args: &Args, root: &Path) -> Result<(), String> {
         }
     }
     let tables = report(args, &out)?;
-    let file = root.join("docs/RESULTS.md");
-    let marker = if args.out == Path::new("runs/reproduce") {
-        "cargo xtask reproduce lenet".to_string()
-    } else {
-        format!("cargo xtask reproduce lenet --out {}", args.out.display())
-    };
-    crate::markers::write_between(&file, &marker, &tables)?;
-    println!("{tables}");
-    eprintln!("wrote {}", file.display());
-    Ok(())
+    crate::markers::write_results(
+        root,
+        "cargo xtask reproduce lenet",
+        &args.out,
+        "runs/reproduce",
+        &tables,
+    )
 }
 
 fn grid_for(args: &Args, exe: &Path, out: &Path, model: &str, seed: u64) -> Result<(), String> {

@@ -106,17 +106,13 @@ pub fn run(args: &Args, root: &Path) -> Result<(), String> {
         }
     }
     let table = report(args, &out);
-    let file = root.join("docs/RESULTS.md");
-    // One section per run root: the default one, or one named by its --out.
-    let marker = if args.out == Path::new("runs/reproduce/text") {
-        "cargo xtask reproduce text".to_string()
-    } else {
-        format!("cargo xtask reproduce text --out {}", args.out.display())
-    };
-    crate::markers::write_between(&file, &marker, &table)?;
-    println!("{table}");
-    eprintln!("wrote {}", file.display());
-    Ok(())
+    crate::markers::write_results(
+        root,
+        "cargo xtask reproduce text",
+        &args.out,
+        "runs/reproduce/text",
+        &table,
+    )
 }
 
 /// `(dense bpc, bpc at the first check at >= each level)` of a finished run.

@@ -90,8 +90,10 @@ impl SparseClassifier for SparseLeNet5 {
         let (mut a, mut b) = (Vec::new(), Vec::new());
         self.conv1.forward(images, batch, [28, 28], &mut a);
         max_pool2(&a, batch * self.conv1.channels_out(), [24, 24], &mut b);
+        relu(&mut b);
         self.conv2.forward(&b, batch, [12, 12], &mut a);
         max_pool2(&a, batch * self.conv2.channels_out(), [8, 8], &mut b);
+        relu(&mut b);
         self.fc1.forward(&b, batch, &mut a);
         relu(&mut a);
         self.fc2.forward(&a, batch, &mut b);

@@ -67,8 +67,11 @@ impl LeNet300 {
     }
 }
 
-/// LeNet-5 as in Caffe (conv 20 5x5, max-pool 2, conv 50 5x5, max-pool 2, fc 500 + ReLU,
-/// fc 10): 431,080 parameters, the paper's model.
+/// LeNet-5, Caffe's sizes (conv 20 5x5, max-pool 2, conv 50 5x5, max-pool 2, fc 500, fc 10:
+/// 431,080 parameters, the paper's model) with a ReLU after each convolution and after fc 500,
+/// as in the PyTorch reference (`../shared/reference/torch_reference.py`); Caffe's own
+/// prototxt has no ReLU after its convolutions. The ReLU is applied after the max-pool, which
+/// gives the same values (max-pooling and ReLU commute) on a quarter of the entries.
 ///
 /// ```
 /// use burn::module::Module;
@@ -108,10 +111,11 @@ impl LeNet5 {
     /// Logits for images `[batch, 1, 28, 28]`.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         // Same weights and values as `self.conv1.forward(images)`, ~3x faster on flex.
-        let x = self
-            .pool
-            .forward(crate::conv2d_unfolded(&self.conv1, images));
-        let x = self.pool.forward(self.conv2.forward(x));
+        let x = relu(
+            self.pool
+                .forward(crate::conv2d_unfolded(&self.conv1, images)),
+        );
+        let x = relu(self.pool.forward(self.conv2.forward(x)));
         let x = x.flatten::<2>(1, 3);
         self.fc2.forward(relu(self.fc1.forward(x)))
     }
