@@ -1,6 +1,8 @@
 //! Export -> import is exact, sparse inference gives the dense model's outputs, and files that
 //! do not fit the model are refused by name.
 
+mod common;
+
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use sparse_export::{
@@ -31,11 +33,9 @@ fn tmp(name: &str) -> std::path::PathBuf {
     ))
 }
 
-/// Deterministic inputs (the device seed is process-global and tests run in parallel).
+/// Deterministic images.
 fn images(n: usize) -> Vec<f32> {
-    (0..n * 784)
-        .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
-        .collect()
+    common::inputs(n * 784)
 }
 
 #[test]
@@ -70,11 +70,7 @@ fn max_diff<M: ImageClassifier>(model: &M, net: &dyn SparseClassifier, batch: us
         .into_data()
         .try_to_vec::<f32>()
         .unwrap();
-    assert_eq!(got.len(), want.len());
-    got.iter()
-        .zip(&want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max)
+    common::max_abs_diff(&got, &want)
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! feed-forward) run sparse from a pruned model and give the dense Burn layers' outputs; the
 //! whole pruned model round-trips through a `.sparse` file bit for bit.
 
+mod common;
+
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor, TensorData};
 use sparse_export::{SparseLinear, SparseTensor, ValueType, export, import, sparse_tensors};
@@ -36,9 +38,7 @@ fn pruned(device: &Device) -> TransformerLm {
 
 /// Largest |sparse - dense| over a deterministic `[rows, inputs]` input.
 fn max_diff(dense: &Linear, sparse: &SparseLinear, rows: usize, device: &Device) -> f32 {
-    let x: Vec<f32> = (0..rows * sparse.inputs())
-        .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
-        .collect();
+    let x = common::inputs(rows * sparse.inputs());
     let want = dense
         .forward(Tensor::<2>::from_data(
             TensorData::new(x.clone(), [rows, sparse.inputs()]),
@@ -49,11 +49,7 @@ fn max_diff(dense: &Linear, sparse: &SparseLinear, rows: usize, device: &Device)
         .unwrap();
     let mut got = Vec::new();
     sparse.forward(&x, rows, &mut got);
-    assert_eq!(got.len(), want.len());
-    got.iter()
-        .zip(&want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max)
+    common::max_abs_diff(&got, &want)
 }
 
 #[test]
