@@ -28,8 +28,9 @@ use crate::error::ExportError;
 pub struct SparseLinear {
     inputs: usize,
     outputs: usize,
-    /// `row_start[o]..row_start[o + 1]` are output `o`'s entries.
-    row_start: Vec<usize>,
+    /// `(o, start, end)` for every output `o` that has weights: `start..end` are its entries.
+    /// Outputs with none are left out, so a pass costs nothing for them (they are the bias).
+    rows: Vec<(u32, u32, u32)>,
     cols: Vec<u32>,
     vals: Vec<f32>,
     bias: Vec<f32>,
@@ -49,6 +50,15 @@ impl SparseLinear {
                 format!("a linear weight has 2 dimensions, got {:?}", weight.shape),
             ));
         };
+        if inputs == 0 || outputs == 0 {
+            return Err(ExportError::new(
+                &weight.path,
+                format!(
+                    "a linear weight needs inputs and outputs, got {:?}",
+                    weight.shape
+                ),
+            ));
+        }
         let bias = match bias {
             Some(b) if b.shape != [outputs] => {
                 return Err(ExportError::new(
@@ -67,7 +77,10 @@ impl SparseLinear {
         for o in 0..outputs {
             count[o + 1] += count[o];
         }
-        let row_start = count.clone();
+        let rows = (0..outputs)
+            .filter(|&o| count[o + 1] > count[o])
+            .map(|o| (o as u32, count[o] as u32, count[o + 1] as u32))
+            .collect();
         let mut fill = count;
         let (mut cols, mut vals) = (
             vec![0u32; weight.values.len()],
@@ -82,7 +95,7 @@ impl SparseLinear {
         Ok(Self {
             inputs,
             outputs,
-            row_start,
+            rows,
             cols,
             vals,
             bias,
@@ -127,11 +140,24 @@ impl SparseLinear {
         self.outputs
     }
 
-    /// `x` is `[batch, inputs]` row-major; `out` becomes `[batch, outputs]`.
+    /// `x` is `[batch, inputs]` row-major; `out` becomes `[batch, outputs]`. A large batch is
+    /// split over threads (see [`threads`]).
     pub fn forward(&self, x: &[f32], batch: usize, out: &mut Vec<f32>) {
         assert_eq!(x.len(), batch * self.inputs, "input is not [batch, inputs]");
         out.clear();
         out.resize(batch * self.outputs, 0.0);
+        let per_example = self.dense.as_ref().map_or(self.vals.len(), Vec::len);
+        split_batch(
+            x,
+            out,
+            [self.inputs, self.outputs],
+            per_example,
+            move |x, out| self.forward_examples(x, out),
+        );
+    }
+
+    /// `forward` on one thread, for whole examples of `x` into `out`.
+    fn forward_examples(&self, x: &[f32], out: &mut [f32]) {
         if let Some(w) = &self.dense {
             // y = b + sum_i x_i W[i, :]: contiguous rows that vectorise, and the inputs that are
             // zero (after a ReLU, about half) are skipped.
@@ -150,6 +176,12 @@ impl SparseLinear {
             }
             return;
         }
+        for yb in out.chunks_exact_mut(self.outputs) {
+            yb.copy_from_slice(&self.bias);
+        }
+        if self.rows.is_empty() {
+            return;
+        }
         // Each example is copied into a buffer whose length is a power of two, so that the
         // gathers index it with `col & mask`, which the compiler knows is in bounds: no bounds
         // check (a compare and a branch) per surviving weight.
@@ -164,13 +196,67 @@ impl SparseLinear {
                 .zip(out.chunks_exact_mut(self.outputs))
             {
                 padded[..self.inputs].copy_from_slice(xb);
-                for (o, y) in yb.iter_mut().enumerate() {
-                    let (s, e) = (self.row_start[o], self.row_start[o + 1]);
-                    *y = self.bias[o] + row_dot(&self.cols[s..e], &self.vals[s..e], padded, mask);
+                for &(o, s, e) in &self.rows {
+                    let (s, e) = (s as usize, e as usize);
+                    yb[o as usize] += row_dot(&self.cols[s..e], &self.vals[s..e], padded, mask);
                 }
             }
         });
     }
+}
+
+/// Threads that sparse inference splits a large batch over: the environment variable
+/// `SPARSE_INFER_THREADS` when it is a positive number, else the machine's available
+/// parallelism. Read once per process.
+///
+/// ```
+/// assert!(sparse_export::threads() >= 1);
+/// ```
+pub fn threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| {
+        std::env::var("SPARSE_INFER_THREADS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    })
+}
+
+/// Multiply-adds below which a batch stays on the calling thread: starting a thread costs
+/// about as much as this many (tens of microseconds).
+const PARALLEL_ABOVE: usize = 200_000;
+
+/// Runs `f` over whole examples of `x` (`[batch, sizes[0]]`) and `out` (`[batch, sizes[1]]`),
+/// split over up to [`threads`] scoped threads when the batch costs more than `PARALLEL_ABOVE`
+/// multiply-adds (`cost` per example). Every example is computed by the same code either way,
+/// so the outputs do not depend on the split.
+fn split_batch(
+    x: &[f32],
+    out: &mut [f32],
+    [inputs, outputs]: [usize; 2],
+    cost: usize,
+    f: impl Fn(&[f32], &mut [f32]) + Sync,
+) {
+    let batch = x.len() / inputs.max(1);
+    let n = threads()
+        .min(batch)
+        .min((batch * cost).div_ceil(PARALLEL_ABOVE));
+    if n <= 1 {
+        return f(x, out);
+    }
+    let per = batch.div_ceil(n);
+    std::thread::scope(|scope| {
+        let mut parts = x.chunks(per * inputs).zip(out.chunks_mut(per * outputs));
+        let first = parts.next();
+        for (xc, oc) in parts {
+            let f = &f;
+            scope.spawn(move || f(xc, oc));
+        }
+        if let Some((xc, oc)) = first {
+            f(xc, oc);
+        }
+    });
 }
 
 thread_local! {
@@ -185,6 +271,15 @@ thread_local! {
 #[inline]
 fn row_dot(cols: &[u32], vals: &[f32], x: &[f32], mask: usize) -> f32 {
     let x = &x[..=mask];
+    if cols.len() <= 4 {
+        // A short row (most rows of a very sparse layer): the eight sums would cost more than
+        // the chain they break.
+        let mut sum = 0.0;
+        for (c, v) in cols.iter().zip(vals) {
+            sum += v * x[*c as usize & mask];
+        }
+        return sum;
+    }
     let mut acc = [0f32; 8];
     let (cs, vs) = (cols.chunks_exact(8), vals.chunks_exact(8));
     let (cr, vr) = (cs.remainder(), vs.remainder());
@@ -231,6 +326,15 @@ impl SparseConv2d {
                 format!("a conv2d weight has 4 dimensions, got {:?}", weight.shape),
             ));
         };
+        if weight.shape.contains(&0) {
+            return Err(ExportError::new(
+                &weight.path,
+                format!(
+                    "a conv2d weight has no empty dimension, got {:?}",
+                    weight.shape
+                ),
+            ));
+        }
         let bias = match bias {
             Some(b) if b.shape != [co] => {
                 return Err(ExportError::new(
@@ -277,8 +381,17 @@ impl SparseConv2d {
         let [oh, ow] = self.output_size([h, w]);
         out.clear();
         out.resize(batch * self.channels_out * oh * ow, 0.0);
-        let plane_in = h * w;
-        let plane_out = oh * ow;
+        let taps: usize = self.taps.iter().map(Vec::len).sum();
+        let sizes = [self.channels_in * h * w, self.channels_out * oh * ow];
+        split_batch(x, out, sizes, taps * oh * ow, move |x, out| {
+            self.forward_examples(x, [h, w], out)
+        });
+    }
+
+    /// `forward` on one thread, for whole examples of `x` into `out`.
+    fn forward_examples(&self, x: &[f32], [h, w]: [usize; 2], out: &mut [f32]) {
+        let [oh, ow] = self.output_size([h, w]);
+        let (plane_in, plane_out) = (h * w, oh * ow);
         for (xb, yb) in x
             .chunks_exact(self.channels_in * plane_in)
             .zip(out.chunks_exact_mut(self.channels_out * plane_out))
@@ -391,5 +504,59 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_batch_split_over_threads_gives_each_example_its_own_result() {
+        // 64 examples of a 300x100 layer at 40 % (dense kernel) and 15 % (rows), and a
+        // convolution: each batch costs more than PARALLEL_ABOVE, so it is split when the
+        // machine has two threads or more; one example at a time never is.
+        let x: Vec<f32> = (0..64 * 300).map(|i| ((i * 7) % 13) as f32 - 6.0).collect();
+        for density in [0.4, 0.15] {
+            let layer = SparseLinear::new(&weight(300, 100, density), None).unwrap();
+            assert!(64 * layer.vals.len() > PARALLEL_ABOVE || layer.is_dense());
+            let mut batched = Vec::new();
+            layer.forward(&x, 64, &mut batched);
+            let mut one = Vec::new();
+            for (n, xb) in x.chunks_exact(300).enumerate() {
+                layer.forward(xb, 1, &mut one);
+                assert_eq!(
+                    one[..],
+                    batched[n * 100..(n + 1) * 100],
+                    "{density}, example {n}"
+                );
+            }
+        }
+        let w = weight(8 * 3 * 5 * 5, 1, 0.5);
+        let w = SparseTensor::from_dense("c", vec![8, 3, 5, 5], &w.to_dense());
+        let conv = SparseConv2d::new(&w, None).unwrap();
+        let x: Vec<f32> = (0..64 * 3 * 20 * 20)
+            .map(|i| ((i * 5) % 11) as f32)
+            .collect();
+        let mut batched = Vec::new();
+        conv.forward(&x, 64, [20, 20], &mut batched);
+        let mut one = Vec::new();
+        for (n, xb) in x.chunks_exact(3 * 20 * 20).enumerate() {
+            conv.forward(xb, 1, [20, 20], &mut one);
+            assert_eq!(
+                one[..],
+                batched[n * 8 * 256..(n + 1) * 8 * 256],
+                "conv, example {n}"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_dimensions_are_refused_by_name() {
+        let w = SparseTensor::from_dense("fc.weight", vec![0, 4], &[]);
+        assert_eq!(
+            SparseLinear::new(&w, None).unwrap_err().to_string(),
+            "fc.weight: a linear weight needs inputs and outputs, got [0, 4]"
+        );
+        let w = SparseTensor::from_dense("conv.weight", vec![2, 0, 3, 3], &[]);
+        assert_eq!(
+            SparseConv2d::new(&w, None).unwrap_err().to_string(),
+            "conv.weight: a conv2d weight has no empty dimension, got [2, 0, 3, 3]"
+        );
     }
 }

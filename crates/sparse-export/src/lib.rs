@@ -34,7 +34,7 @@ mod model;
 
 pub use error::ExportError;
 pub use format::{Encoding, MAGIC, MAX_NUMEL, SparseTensor, VERSION, ValueType, decode, encode};
-pub use infer::{SparseConv2d, SparseLinear, max_pool2, relu};
+pub use infer::{SparseConv2d, SparseLinear, max_pool2, relu, threads};
 pub use inspect::{InspectRow, Inspection};
 pub use lenet::{SparseClassifier, SparseLeNet5, SparseLeNet300};
 #[cfg(feature = "burn")]
