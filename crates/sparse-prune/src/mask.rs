@@ -1,7 +1,9 @@
 //! Pruning masks as a Burn [`Reparameterization`]: saved, loaded and moved with the model.
 
+use std::sync::{Arc, Mutex};
+
 use burn::module::{Module, Param, ParamGroup, ParamId, Reparameterization, Reparameterizer};
-use burn::tensor::{Bool, Tensor, TensorData};
+use burn::tensor::{Bool, Device, Tensor, TensorData};
 
 use crate::PruneError;
 use crate::snapshot::snapshot;
@@ -12,10 +14,40 @@ use crate::snapshot::snapshot;
 /// `fc1.weight.prune_mask.pruned`, so `save_file`/`load_file` carry it. The optimizer sees the
 /// base, whose gradient is 0 at pruned entries; the effective weight is exactly 0 there
 /// whatever the base, its momentum or its decay do, so nothing can revive a pruned entry.
+///
+/// The forward pass multiplies the base by a float keep-mask (1 alive, 0 pruned) that is
+/// computed once per mask content and device, not at every step: a mask's [`ParamId`] names
+/// its content. sparse-prune gives a mask a new id whenever it writes it (attach, every prune
+/// event), and a mask loaded from a file carries the id it was saved with. Code that replaces
+/// `pruned` itself must give it a new id too (`Param::initialized(ParamId::new(), mask)`).
 #[derive(Module, Debug)]
 pub struct PruneMask {
     /// `true` where the entry is pruned, flattened in row-major order.
     pub pruned: Param<Tensor<1, Bool>>,
+    /// The keep-mask of the current content (shared by clones; keyed, so never stale).
+    #[module(skip)]
+    keep: KeepCache,
+}
+
+impl PruneMask {
+    /// A mask from its flat `pruned` parameter (`true` = pruned).
+    ///
+    /// ```
+    /// use burn::module::{Param, ParamId};
+    /// use burn::tensor::{Bool, Device, Tensor};
+    /// use sparse_prune::PruneMask;
+    ///
+    /// let device = Device::flex();
+    /// let pruned = Tensor::<1, Bool>::from_bool([true, false].into(), &device);
+    /// let mask = PruneMask::new(Param::initialized(ParamId::new(), pruned));
+    /// assert_eq!(mask.pruned.val().dims(), [2]);
+    /// ```
+    pub fn new(pruned: Param<Tensor<1, Bool>>) -> Self {
+        Self {
+            pruned,
+            keep: KeepCache::default(),
+        }
+    }
 }
 
 impl Reparameterization for PruneMask {
@@ -26,11 +58,40 @@ impl Reparameterization for PruneMask {
         // on flex is a branchy in-place loop that mispredicts on every other entry of a
         // random mask (it cost ~2 ms per LeNet-300-100 step); `mul` backward is branch-free.
         let shape = base.shape();
-        base * self.pruned.val().reshape(shape).bool_not().float()
+        let keep = self.keep.get(self.pruned.id, &base.device(), || {
+            self.pruned.val().bool_not().float()
+        });
+        base * keep.reshape(shape)
     }
 }
 
-/// Attaches masks to the selected float parameters.
+/// The float keep-mask of one (mask id, device), kept between steps: building it is two passes
+/// over the parameter (`bool_not`, the bool-to-float conversion) that a pruned model would
+/// otherwise pay at every forward pass.
+#[derive(Clone, Default)]
+struct KeepCache(Arc<Mutex<Option<(ParamId, Device, Tensor<1>)>>>);
+
+impl KeepCache {
+    fn get(&self, id: ParamId, device: &Device, build: impl FnOnce() -> Tensor<1>) -> Tensor<1> {
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((cached, on, keep)) = slot.as_ref()
+            && *cached == id
+            && on == device
+        {
+            return keep.clone();
+        }
+        let keep = build();
+        *slot = Some((id, device.clone(), keep.clone()));
+        keep
+    }
+}
+
+impl std::fmt::Debug for KeepCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeepCache")
+    }
+}
+
 struct Attach {
     group: Option<ParamGroup>,
     from_zeros: bool,
@@ -70,9 +131,7 @@ impl Reparameterizer for Attach {
         self.attached.push(param.id);
         (
             param,
-            Some(PruneMask {
-                pruned: Param::initialized(ParamId::new(), pruned),
-            }),
+            Some(PruneMask::new(Param::initialized(ParamId::new(), pruned))),
         )
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use burn::config::Config;
-use burn::module::{Module, ModuleMapper, Param, ParamGroup};
+use burn::module::{Module, ModuleMapper, Param, ParamGroup, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::{Bool, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
@@ -515,10 +515,10 @@ impl ModuleMapper for ApplyMasks {
         else {
             return param;
         };
-        let mask = mask.clone();
-        param.map(|t| {
-            let shape = t.shape();
-            Tensor::<D, Bool>::from_data(TensorData::new(mask, shape), &t.device())
-        })
+        // A new id: a mask's id names its content (the forward pass caches its keep-mask by id).
+        let t = param.val();
+        let mask =
+            Tensor::<D, Bool>::from_data(TensorData::new(mask.clone(), t.shape()), &t.device());
+        Param::initialized(ParamId::new(), mask)
     }
 }
