@@ -38,7 +38,7 @@ impl PruneMask {
     /// use sparse_prune::PruneMask;
     ///
     /// let device = Device::flex();
-    /// let pruned = Tensor::<1, Bool>::from_bool([true, false].into(), &device);
+    /// let pruned = Tensor::<1, Bool>::from_bool([true, false], &device);
     /// let mask = PruneMask::new(Param::initialized(ParamId::new(), pruned));
     /// assert_eq!(mask.pruned.val().dims(), [2]);
     /// ```
