@@ -261,7 +261,12 @@ fn the_cached_keep_mask_follows_every_change_of_the_masks() {
     let device = Device::flex().autodiff();
     let task = Task::new(64, 8, 3);
     let (x, _) = task.batch(0, 64, &device);
-    let out = |m: &Mlp| m.forward(x.clone()).into_data().try_to_vec::<f32>().unwrap();
+    let out = |m: &Mlp| {
+        m.forward(x.clone())
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+    };
     let dir = std::env::temp_dir().join(format!("sparse-prune-keep-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     // A model as saved and loaded into a fresh one (whose masks have never been applied).
@@ -279,30 +284,38 @@ fn the_cached_keep_mask_follows_every_change_of_the_masks() {
     .unwrap();
     let model = pruner.attach(Mlp::new(8, 16, 3, &device)).unwrap();
     let dense = out(&model);
-    let (model, _) = pruner
-        .prune(model, 0, Amount::Sparsity(0.3), None)
-        .unwrap();
+    let (model, _) = pruner.prune(model, 0, Amount::Sparsity(0.3), None).unwrap();
     let at_30 = out(&model);
     assert_ne!(at_30, dense, "the first prune changed nothing");
     let (want_30, file_30) = fresh(&model, "s30");
     assert_eq!(at_30, want_30, "after the first prune");
     // A clone shares the cache; the two then go separate ways.
     let before = model.clone();
-    let (model, _) = pruner
-        .prune(model, 1, Amount::Sparsity(0.7), None)
-        .unwrap();
+    let (model, _) = pruner.prune(model, 1, Amount::Sparsity(0.7), None).unwrap();
     let at_70 = out(&model);
     assert_ne!(at_70, at_30, "the second prune changed nothing");
     assert_eq!(at_70, fresh(&model, "s70").0, "after the second prune");
-    assert_eq!(out(&before), at_30, "the clone taken before the second prune");
+    assert_eq!(
+        out(&before),
+        at_30,
+        "the clone taken before the second prune"
+    );
     assert_eq!(out(&model), at_70, "again after the clone's pass");
     // The inner device (evaluation) and back.
     let valid = model.valid();
-    let on_inner = valid.forward(x.clone().inner()).into_data().try_to_vec::<f32>().unwrap();
+    let on_inner = valid
+        .forward(x.clone().inner())
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
     assert_eq!(on_inner, at_70, "on the inner device");
     assert_eq!(out(&model), at_70, "back on the autodiff device");
     // Loading an earlier checkpoint into this used model (not a fresh one).
     let reloaded = model.try_load_file(&file_30).unwrap();
-    assert_eq!(out(&reloaded), at_30, "an earlier checkpoint loaded into a used model");
+    assert_eq!(
+        out(&reloaded),
+        at_30,
+        "an earlier checkpoint loaded into a used model"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
