@@ -61,6 +61,11 @@ pub struct Args {
 const LEVELS: [f64; 4] = [0.5, 0.7, 0.8, 0.9];
 
 pub fn run(args: &Args, root: &Path) -> Result<(), String> {
+    if let Some(slack) = args.slack.filter(|s| !(s.is_finite() && *s >= 0.0)) {
+        return Err(format!(
+            "--slack: expected a non-negative number, got {slack}"
+        ));
+    }
     if args.shape.len() != 5 {
         return Err(format!(
             "--shape: expected d_model,layers,heads,context,batch (5 numbers), got {:?}",
@@ -157,6 +162,7 @@ fn outcome(run: &Path) -> Option<Outcome> {
 
 fn report(args: &Args, out: &Path) -> String {
     let s = &args.shape;
+    let gated = args.slack.is_some();
     let mut text = format!(
         "Built by `cargo xtask reproduce text` with the options below (`--report-only` rebuilds it) from the runs under \
          `{}`: character-level Transformer (d_model {}, {} layers, {} heads, context {}, batch {}) \
@@ -183,7 +189,7 @@ fn report(args: &Args, out: &Path) -> String {
         },
         args.gamma,
         args.every,
-        if args.slack.is_some() {
+        if gated {
             "the column 'at 80 % vs dense' is the 80 % value relative to the run's own dense \
              value, the last one the sparsest checkpoint within the gate's floor (its sparsity and \
              bits per character)"
@@ -194,13 +200,13 @@ fn report(args: &Args, out: &Path) -> String {
             .iter()
             .map(|l| format!(" {:.0} % |", 100.0 * l))
             .collect::<String>(),
-        if args.slack.is_some() {
+        if gated {
             " sparsest within the floor |"
         } else {
             ""
         },
         LEVELS.iter().map(|_| "---|").collect::<String>(),
-        if args.slack.is_some() { "---|" } else { "" },
+        if gated { "---|" } else { "" },
     );
     for method in &args.methods {
         let found: Vec<Outcome> = args
@@ -224,7 +230,7 @@ fn report(args: &Args, out: &Path) -> String {
             .filter_map(|f| f.at[2].map(|b| 100.0 * (b / f.dense - 1.0)))
             .collect();
         let rel = spread(&rel, |v| format!("{v:+.1} %"));
-        let best = if args.slack.is_some() {
+        let best = if gated {
             let sp: Vec<f64> = found
                 .iter()
                 .filter_map(|f| f.best.map(|b| 100.0 * b.0))
@@ -300,5 +306,14 @@ mod tests {
             "| relevance | 1 | 2.000 | 2.000 | 2.300 | 2.500 | - | +25.0 % | 62.0 % at 2.050 bits/char |"
         );
         std::fs::remove_dir_all(&out).ok();
+    }
+
+    #[test]
+    fn a_negative_slack_is_refused_by_name() {
+        let args = Cli::parse_from(["x", "--slack=-0.1", "--report-only"]).args;
+        assert_eq!(
+            run(&args, Path::new("/nonexistent")).unwrap_err(),
+            "--slack: expected a non-negative number, got -0.1"
+        );
     }
 }

@@ -158,6 +158,9 @@ impl SparseLinear {
 
     /// `forward` on one thread, for whole examples of `x` into `out`.
     fn forward_examples(&self, x: &[f32], out: &mut [f32]) {
+        for yb in out.chunks_exact_mut(self.outputs) {
+            yb.copy_from_slice(&self.bias);
+        }
         if let Some(w) = &self.dense {
             // y = b + sum_i x_i W[i, :]: contiguous rows that vectorise, and the inputs that are
             // zero (after a ReLU, about half) are skipped.
@@ -165,7 +168,6 @@ impl SparseLinear {
                 .chunks_exact(self.inputs)
                 .zip(out.chunks_exact_mut(self.outputs))
             {
-                yb.copy_from_slice(&self.bias);
                 for (xi, wi) in xb.iter().zip(w.chunks_exact(self.outputs)) {
                     if *xi != 0.0 {
                         for (y, wo) in yb.iter_mut().zip(wi) {
@@ -175,9 +177,6 @@ impl SparseLinear {
                 }
             }
             return;
-        }
-        for yb in out.chunks_exact_mut(self.outputs) {
-            yb.copy_from_slice(&self.bias);
         }
         if self.rows.is_empty() {
             return;
@@ -207,7 +206,8 @@ impl SparseLinear {
 
 /// Threads that sparse inference splits a large batch over: the environment variable
 /// `SPARSE_INFER_THREADS` when it is a positive number, else the machine's available
-/// parallelism. Read once per process.
+/// parallelism (any other value of the variable is reported on stderr and ignored). Read once
+/// per process.
 ///
 /// ```
 /// assert!(sparse_export::threads() >= 1);
@@ -215,11 +215,21 @@ impl SparseLinear {
 pub fn threads() -> usize {
     static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *THREADS.get_or_init(|| {
-        std::env::var("SPARSE_INFER_THREADS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .filter(|n| *n > 0)
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        let cores = || std::thread::available_parallelism().map_or(1, |n| n.get());
+        match std::env::var("SPARSE_INFER_THREADS") {
+            Err(_) => cores(),
+            Ok(v) => match v.parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    let n = cores();
+                    eprintln!(
+                        "SPARSE_INFER_THREADS={v:?}: expected a positive number of threads; \
+                         using {n} (the available cores)"
+                    );
+                    n
+                }
+            },
+        }
     })
 }
 

@@ -516,9 +516,8 @@ impl ModuleMapper for ApplyMasks {
             return param;
         };
         // A new id: a mask's id names its content (the forward pass caches its keep-mask by id).
-        let t = param.val();
-        let mask =
-            Tensor::<D, Bool>::from_data(TensorData::new(mask.clone(), t.shape()), &t.device());
+        let (shape, device) = (param.lazy_shape(), param.lazy_device());
+        let mask = Tensor::<D, Bool>::from_data(TensorData::new(mask.clone(), shape), &device);
         Param::initialized(ParamId::new(), mask)
     }
 }
