@@ -7,6 +7,7 @@ mod loader;
 mod markers;
 mod overhead;
 mod prune_cost;
+mod records;
 mod reproduce;
 mod reproduce_text;
 mod vs_torch;

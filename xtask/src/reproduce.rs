@@ -4,8 +4,9 @@
 //!
 //! Every run is a run directory of `examples/lenet.rs` under `--out`; a finished run
 //! (summary.json) is never run again and an interrupted one is resumed from its checkpoint, so
-//! the command can be stopped and started again at will. `--report-only` rebuilds the tables
-//! from what is there.
+//! the command can be stopped and started again at will. A finished run's small files are kept
+//! under `docs/results/` (see [`crate::records`]), so that it is not run again on another
+//! machine either. `--report-only` rebuilds the tables from the records and the runs there.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -75,6 +76,7 @@ pub fn run(args: &Args, root: &Path) -> Result<(), String> {
             return Err("cargo build --release --example lenet failed".into());
         }
     }
+    let records = crate::records::dir_for(root, &args.out);
     if !args.report_only {
         let exe = args
             .exe
@@ -82,11 +84,18 @@ pub fn run(args: &Args, root: &Path) -> Result<(), String> {
             .unwrap_or_else(|| root.join("target/release/examples/lenet"));
         for model in &args.models {
             for seed in &args.seeds {
-                grid_for(args, &exe, &out, model, *seed)?;
+                grid_for(args, &exe, &out, &records, model, *seed)?;
             }
         }
     }
-    let tables = report(args, &out)?;
+    let (tables, found) = report(args, &out, &records)?;
+    if found == 0 {
+        return Err(format!(
+            "no runs under {} and no records under {}: docs/RESULTS.md is left as it is",
+            out.display(),
+            records.display()
+        ));
+    }
     crate::markers::write_results(
         root,
         "cargo xtask reproduce lenet",
@@ -96,9 +105,62 @@ pub fn run(args: &Args, root: &Path) -> Result<(), String> {
     )
 }
 
-fn grid_for(args: &Args, exe: &Path, out: &Path, model: &str, seed: u64) -> Result<(), String> {
+/// The files of a finished run the tables are built from: `(in the run, in the record)`.
+const RECORDED: [(&str, &str); 4] = [
+    ("config.json", "config.json"),
+    ("metrics.csv", "metrics.csv"),
+    ("checkpoint/progress.json", "progress.json"),
+    ("summary.json", "summary.json"),
+];
+
+fn grid_for(
+    args: &Args,
+    exe: &Path,
+    out: &Path,
+    records: &Path,
+    model: &str,
+    seed: u64,
+) -> Result<(), String> {
     let dir = out.join(model);
+    let kept = records.join(model);
     let dense = dir.join(format!("dense-s{seed}"));
+    let mut runs: Vec<(String, Vec<String>)> = args
+        .methods
+        .iter()
+        .map(|m| (format!("{m}-s{seed}"), vec!["--method".into(), m.clone()]))
+        .collect();
+    for a in &args.alphas {
+        runs.push((
+            format!("relevance-a{a}-s{seed}"),
+            vec![
+                "--method".into(),
+                "relevance".into(),
+                "--alpha".into(),
+                a.to_string(),
+            ],
+        ));
+    }
+    for (name, _) in &runs {
+        crate::records::keep(&dir.join(name), &kept.join(name), "summary.json", &RECORDED)?;
+    }
+    runs.retain(|(name, _)| {
+        !crate::records::finished(&dir.join(name), &kept.join(name), "summary.json")
+    });
+    let torch_file = format!("torch-s{seed}.jsonl");
+    let torch_done = |file: &Path| {
+        std::fs::read_to_string(file)
+            .map(|t| t.contains("\"summary\": true"))
+            .unwrap_or(false)
+    };
+    if torch_done(&dir.join(&torch_file)) && !torch_done(&kept.join(&torch_file)) {
+        std::fs::create_dir_all(&kept).map_err(|e| format!("{}: {e}", kept.display()))?;
+        std::fs::copy(dir.join(&torch_file), kept.join(&torch_file))
+            .map_err(|e| format!("{}: {e}", kept.join(&torch_file).display()))?;
+    }
+    let torch_pending = args.torch && !torch_done(&kept.join(&torch_file));
+    if runs.is_empty() && !torch_pending {
+        return Ok(());
+    }
     let common = |run: &Path| {
         let mut c = Command::new(exe);
         c.arg("--model")
@@ -124,27 +186,8 @@ fn grid_for(args: &Args, exe: &Path, out: &Path, model: &str, seed: u64) -> Resu
     let text =
         std::fs::read_to_string(&record).map_err(|e| format!("{}: {e}", record.display()))?;
     same_dense_kind(&record, &text, &args.dense_keep)?;
-    let mut runs: Vec<(String, Vec<String>)> = args
-        .methods
-        .iter()
-        .map(|m| (format!("{m}-s{seed}"), vec!["--method".into(), m.clone()]))
-        .collect();
-    for a in &args.alphas {
-        runs.push((
-            format!("relevance-a{a}-s{seed}"),
-            vec![
-                "--method".into(),
-                "relevance".into(),
-                "--alpha".into(),
-                a.to_string(),
-            ],
-        ));
-    }
     for (name, extra) in runs {
         let run = dir.join(&name);
-        if run.join("summary.json").exists() {
-            continue;
-        }
         let mut c = common(&run);
         c.args(&extra)
             .arg("--from")
@@ -159,13 +202,11 @@ fn grid_for(args: &Args, exe: &Path, out: &Path, model: &str, seed: u64) -> Resu
             c.arg("--force");
         }
         launch(c, &run)?;
+        crate::records::keep(&run, &kept.join(&name), "summary.json", &RECORDED)?;
     }
-    if args.torch {
-        let file = dir.join(format!("torch-s{seed}.jsonl"));
-        let done = std::fs::read_to_string(&file)
-            .map(|t| t.contains("\"summary\": true"))
-            .unwrap_or(false);
-        if !done {
+    if torch_pending {
+        let file = dir.join(&torch_file);
+        {
             let log =
                 std::fs::File::create(&file).map_err(|e| format!("{}: {e}", file.display()))?;
             eprintln!(
@@ -199,6 +240,10 @@ fn grid_for(args: &Args, exe: &Path, out: &Path, model: &str, seed: u64) -> Resu
                 .map_err(|e| format!("cannot run python3 {}: {e}", args.torch_script.display()))?;
             if !status.success() {
                 eprintln!("the PyTorch reference failed (is torch installed? `pip install torch`)");
+            } else if torch_done(&file) {
+                std::fs::create_dir_all(&kept).map_err(|e| format!("{}: {e}", kept.display()))?;
+                std::fs::copy(&file, kept.join(&torch_file))
+                    .map_err(|e| format!("{}: {e}", kept.join(&torch_file).display()))?;
             }
         }
     }
@@ -276,7 +321,8 @@ fn ladder(points: &[(f64, f64, bool)]) -> Vec<Option<f64>> {
         .collect()
 }
 
-/// A finished run (summary.json), or an unfinished one from its last checkpoint.
+/// A finished run (summary.json; a run directory or its record), or an unfinished one from its
+/// last checkpoint.
 fn burn_outcome(run: &Path) -> Option<Outcome> {
     let csv = std::fs::read_to_string(run.join("metrics.csv")).ok()?;
     let rows: Vec<Vec<f64>> = csv
@@ -291,7 +337,8 @@ fn burn_outcome(run: &Path) -> Option<Outcome> {
         .collect();
     let first = rows.first()?;
     let total = first[4] / (1.0 - first[5]);
-    let progress = read_json(&run.join("checkpoint/progress.json"))
+    let progress = read_json(&run.join("progress.json"))
+        .or_else(|| read_json(&run.join("checkpoint/progress.json")))
         .or_else(|| read_json(&run.join("checkpoint.old/progress.json")))?;
     let floor = progress["floor"].as_f64()?;
     let points: Vec<(f64, f64, bool)> = rows
@@ -370,14 +417,18 @@ pub(crate) fn spread(values: &[f64], fmt: impl Fn(f64) -> String) -> String {
     }
 }
 
-fn report(args: &Args, out: &Path) -> Result<String, String> {
+/// The tables, and how many runs they are built from.
+fn report(args: &Args, out: &Path, records: &Path) -> Result<(String, usize), String> {
+    let mut count = 0;
     let mut text = format!(
         "Built by `cargo xtask reproduce lenet --report-only --out {} --dense-keep {}` from the \
-         finished runs under `{}` ({} dense + {} epochs, the method starting from {}); \
+         finished runs recorded under `{}` (and any run still going under `{}`) ({} dense + {} \
+         epochs, the method starting from {}); \
          `runs` = seeds, cells = median (min-max) over them; wall s = the last process of a run \
          (a resumed run counts only its last part).\n\n",
         args.out.display(),
         args.dense_keep,
+        crate::records::dir_for(Path::new(""), &args.out).display(),
         args.out.display(),
         args.dense_epochs,
         args.epochs,
@@ -389,6 +440,7 @@ fn report(args: &Args, out: &Path) -> Result<String, String> {
     );
     for model in &args.models {
         let dir = out.join(model);
+        let kept = records.join(model);
         let mut rows: Vec<(String, Vec<Outcome>)> = Vec::new();
         let mut labels: Vec<(String, String)> = args
             .methods
@@ -402,14 +454,20 @@ fn report(args: &Args, out: &Path) -> Result<String, String> {
             let found: Vec<Outcome> = args
                 .seeds
                 .iter()
-                .filter_map(|s| burn_outcome(&dir.join(format!("{prefix}-s{s}"))))
+                .filter_map(|s| {
+                    let name = format!("{prefix}-s{s}");
+                    burn_outcome(&kept.join(&name)).or_else(|| burn_outcome(&dir.join(&name)))
+                })
                 .collect();
             rows.push((format!("Burn: {label}"), found));
         }
         let torch: Vec<Outcome> = args
             .seeds
             .iter()
-            .filter_map(|s| torch_outcome(&dir.join(format!("torch-s{s}.jsonl"))))
+            .filter_map(|s| {
+                let name = format!("torch-s{s}.jsonl");
+                torch_outcome(&kept.join(&name)).or_else(|| torch_outcome(&dir.join(&name)))
+            })
             .collect();
         rows.push(("PyTorch reference (relevance, fused)".into(), torch));
         text.push_str(&format!(
@@ -434,6 +492,7 @@ fn report(args: &Args, out: &Path) -> Result<String, String> {
             if found.is_empty() {
                 continue;
             }
+            count += found.len();
             let col = |f: &dyn Fn(&Outcome) -> Option<f64>| -> Vec<f64> {
                 found.iter().filter_map(f).collect()
             };
@@ -466,7 +525,7 @@ fn report(args: &Args, out: &Path) -> Result<String, String> {
         }
         text.push('\n');
     }
-    Ok(text)
+    Ok((text, count))
 }
 
 #[cfg(test)]

@@ -73,6 +73,7 @@ pub fn run(args: &Args, root: &Path) -> Result<(), String> {
         ));
     }
     let out = root.join(&args.out);
+    let records = crate::records::dir_for(root, &args.out);
     if !args.report_only {
         let exe = match &args.exe {
             Some(exe) => exe.clone(),
@@ -90,8 +91,10 @@ pub fn run(args: &Args, root: &Path) -> Result<(), String> {
         };
         for seed in &args.seeds {
             for method in &args.methods {
-                let dir = out.join(format!("{method}-s{seed}"));
-                if dir.join("summary.json").exists() {
+                let name = format!("{method}-s{seed}");
+                let dir = out.join(&name);
+                crate::records::keep(&dir, &records.join(&name), "summary.json", &RECORDED)?;
+                if crate::records::finished(&dir, &records.join(&name), "summary.json") {
                     continue;
                 }
                 let s = &args.shape;
@@ -115,10 +118,29 @@ pub fn run(args: &Args, root: &Path) -> Result<(), String> {
                     .arg("--out")
                     .arg(&dir);
                 launch(c, &dir)?;
+                crate::records::keep(&dir, &records.join(&name), "summary.json", &RECORDED)?;
             }
         }
     }
-    let table = report(args, &out);
+    for seed in &args.seeds {
+        for method in &args.methods {
+            let name = format!("{method}-s{seed}");
+            crate::records::keep(
+                &out.join(&name),
+                &records.join(&name),
+                "summary.json",
+                &RECORDED,
+            )?;
+        }
+    }
+    let (table, found) = report(args, &out, &records);
+    if found == 0 {
+        return Err(format!(
+            "no runs under {} and no records under {}: docs/RESULTS.md is left as it is",
+            out.display(),
+            records.display()
+        ));
+    }
     crate::markers::write_results(
         root,
         "cargo xtask reproduce text",
@@ -127,6 +149,13 @@ pub fn run(args: &Args, root: &Path) -> Result<(), String> {
         &table,
     )
 }
+
+/// The files of a finished run the table is built from: `(in the run, in the record)`.
+const RECORDED: [(&str, &str); 3] = [
+    ("config.json", "config.json"),
+    ("metrics.csv", "metrics.csv"),
+    ("summary.json", "summary.json"),
+];
 
 /// What a finished run reached.
 struct Outcome {
@@ -160,17 +189,19 @@ fn outcome(run: &Path) -> Option<Outcome> {
     Some(Outcome { dense, at, best })
 }
 
-fn report(args: &Args, out: &Path) -> String {
+/// The table, and how many runs it is built from.
+fn report(args: &Args, out: &Path, records: &Path) -> (String, usize) {
+    let mut count = 0;
     let s = &args.shape;
     let gated = args.slack.is_some();
     let mut text = format!(
-        "Built by `cargo xtask reproduce text` with the options below (`--report-only` rebuilds it) from the runs under \
+        "Built by `cargo xtask reproduce text` with the options below (`--report-only` rebuilds it) from the runs recorded under \
          `{}`: character-level Transformer (d_model {}, {} layers, {} heads, context {}, batch {}) \
          on the embedded Shakespeare, {} dense steps, then {} steps removing {} % of the alive \
          weights every {} steps {}, relevance gamma {}. Cells: validation bits \
          per character at the first check at >= that sparsity ({} steps after the prune that \
          reached it), median (min-max) over the seeds; {}.\n\n| method | seeds | dense |{} at 80 % vs dense |{}\n|---|---|---|{}---|{}\n",
-        args.out.display(),
+        crate::records::dir_for(Path::new(""), &args.out).display(),
         s[0],
         s[1],
         s[2],
@@ -212,11 +243,15 @@ fn report(args: &Args, out: &Path) -> String {
         let found: Vec<Outcome> = args
             .seeds
             .iter()
-            .filter_map(|seed| outcome(&out.join(format!("{method}-s{seed}"))))
+            .filter_map(|seed| {
+                let name = format!("{method}-s{seed}");
+                outcome(&records.join(&name)).or_else(|| outcome(&out.join(&name)))
+            })
             .collect();
         if found.is_empty() {
             continue;
         }
+        count += found.len();
         let dense: Vec<f64> = found.iter().map(|f| f.dense).collect();
         let bpc = |v: f64| format!("{v:.3}");
         let cells: String = (0..LEVELS.len())
@@ -250,7 +285,7 @@ fn report(args: &Args, out: &Path) -> String {
             spread(&dense, bpc)
         ));
     }
-    text
+    (text, count)
 }
 
 #[cfg(test)]
@@ -285,8 +320,9 @@ mod tests {
         fake_run(&out.join("relevance-s1"));
         let open = Cli::parse_from(["x", "--methods", "relevance", "--seeds", "1"]).args;
         let row = |table: &str| table.lines().last().unwrap().to_string();
+        let none = out.join("no-records");
         assert_eq!(
-            row(&report(&open, &out)),
+            row(&report(&open, &out, &none).0),
             "| relevance | 1 | 2.000 | 2.000 | 2.300 | 2.500 | - | +25.0 % |"
         );
         let gated = Cli::parse_from([
@@ -299,7 +335,8 @@ mod tests {
             "0.03",
         ])
         .args;
-        let table = report(&gated, &out);
+        let (table, found) = report(&gated, &out, &none);
+        assert_eq!(found, 1);
         assert!(table.contains("below dense + 3 % (the gate)"), "{table}");
         assert_eq!(
             row(&table),
