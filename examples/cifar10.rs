@@ -258,7 +258,7 @@ fn train<M: ImageClassifier>(
 ) -> Result<(), run::Error> {
     let started = Instant::now();
     validate(&args)?;
-    run::guard_out(&args.out, args.force, args.resume)?;
+    let _lock = run::guard_out(&args.out, args.force, args.resume)?;
 
     // 1. Data: train / validation (from the training set) / test.
     if let Some(n) = args.synthetic

@@ -237,7 +237,7 @@ fn train<M: ImageClassifier>(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     // Nothing a user has is overwritten silently.
-    run::guard_out(&args.out, args.force, args.resume)?;
+    let _lock = run::guard_out(&args.out, args.force, args.resume)?;
     // The paper's schedule on the full data; a shorter one that fits the embedded subset.
     let mut args = args;
     let paper = args.data_dir.is_some() || args.download;

@@ -390,7 +390,7 @@ fn train(args: Args) -> Result<(), Error> {
     let started = Instant::now();
     // Nothing a user has is overwritten silently.
     validate(&args)?;
-    run::guard_out(&args.out, args.force, args.resume)?;
+    let _lock = run::guard_out(&args.out, args.force, args.resume)?;
 
     // 1. Data: the text, its vocabulary, a seeded split in contiguous blocks.
     let corpus = match &args.text {

@@ -47,7 +47,8 @@ pub fn floor_warning(floor: f64, dense_val: f64) -> Option<String> {
     })
 }
 
-/// Refuse to start in a directory that holds a finished run, unless `force` or `resume`.
+/// Refuse to start in a directory that holds a finished run, unless `force` or `resume`, or
+/// that another live process is writing; then lock it for this process (see [`RunLock`]).
 ///
 /// ```
 /// let dir = std::env::temp_dir().join("sparse-examples-guard-doc");
@@ -55,9 +56,14 @@ pub fn floor_warning(floor: f64, dense_val: f64) -> Option<String> {
 /// std::fs::write(dir.join("summary.json"), "{}").unwrap();
 /// let err = sparse_examples::run::guard_out(&dir, false, false).unwrap_err();
 /// assert!(err.to_string().contains("pass --force"));
-/// assert!(sparse_examples::run::guard_out(&dir, true, false).is_ok());
+/// let lock = sparse_examples::run::guard_out(&dir, true, false).unwrap();
+/// // A second writer of the same directory is refused while the first holds it.
+/// let busy = sparse_examples::run::guard_out(&dir, false, true).unwrap_err();
+/// assert!(busy.to_string().contains("is being written by process"));
+/// drop(lock);
+/// assert!(sparse_examples::run::guard_out(&dir, false, true).is_ok());
 /// ```
-pub fn guard_out(out: &Path, force: bool, resume: bool) -> Result<(), Error> {
+pub fn guard_out(out: &Path, force: bool, resume: bool) -> Result<RunLock, Error> {
     if out.join("summary.json").exists() && !force && !resume {
         return Err(format!(
             "{} already holds the results of a run (summary.json): choose another --out or pass \
@@ -68,7 +74,77 @@ pub fn guard_out(out: &Path, force: bool, resume: bool) -> Result<(), Error> {
     }
     std::fs::create_dir_all(out)
         .map_err(|e| format!("{}: cannot create the run directory: {e}", out.display()))?;
-    Ok(())
+    RunLock::take(out)
+}
+
+/// A run directory's lock: the file `.lock` in it holds the writing process's id and is removed
+/// when this is dropped. Two processes never write one run directory (a second `--resume` of a
+/// run still going would interleave its checkpoints and metrics); a lock left by a process that
+/// is gone (killed) is taken over, which `--resume` after a crash relies on.
+#[must_use = "the run directory is locked only while this is held"]
+#[derive(Debug)]
+pub struct RunLock {
+    path: PathBuf,
+}
+
+impl RunLock {
+    /// Lock the run directory `out` (which exists) for this process.
+    pub fn take(out: &Path) -> Result<Self, Error> {
+        let path = out.join(".lock");
+        for _ in 0..3 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut file) => {
+                    use std::io::Write;
+                    write!(file, "{}", std::process::id())
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    return Ok(Self { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    match text.trim().parse::<u32>() {
+                        Ok(pid) if process_alive(pid) => {
+                            return Err(format!(
+                                "{} is being written by process {pid} (its lock: {}): wait for \
+                                 that run to finish or stop it first; if no such process is \
+                                 running, delete the lock",
+                                out.display(),
+                                path.display()
+                            )
+                            .into());
+                        }
+                        // A lock whose process is gone, or one half written: take it over.
+                        _ => {
+                            let _ = std::fs::remove_file(&path);
+                        }
+                    }
+                }
+                Err(e) => {
+                    return Err(format!("{}: cannot lock the run: {e}", path.display()).into());
+                }
+            }
+        }
+        Err(format!("{}: another process keeps taking this lock", path.display()).into())
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Whether process `pid` exists (this process included). Where that cannot be told (not
+/// Linux), every process counts as alive, and a stale lock has to be deleted by hand.
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
+    }
 }
 
 /// Write model (weights + masks), optimizer, pruner/clock and `progress` atomically: into
@@ -344,6 +420,34 @@ pub fn csv_columns(path: &Path, x: usize, y: usize) -> Result<Vec<(f64, f64)>, E
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_lock_left_by_a_process_that_is_gone_is_taken_over() {
+        let dir = std::env::temp_dir().join(format!("sparse-run-lock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Above Linux's largest pid (2^22): no such process.
+        std::fs::write(dir.join(".lock"), "4294967295").unwrap();
+        let lock = RunLock::take(&dir).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join(".lock")).unwrap(),
+            std::process::id().to_string()
+        );
+        let busy = RunLock::take(&dir).unwrap_err().to_string();
+        assert_eq!(
+            busy,
+            format!(
+                "{} is being written by process {} (its lock: {}): wait for that run to finish \
+                 or stop it first; if no such process is running, delete the lock",
+                dir.display(),
+                std::process::id(),
+                dir.join(".lock").display()
+            )
+        );
+        drop(lock);
+        assert!(!dir.join(".lock").exists(), "the lock goes with its holder");
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     #[test]
     fn resumed_metrics_keep_the_rows_up_to_the_checkpoint() {
