@@ -137,13 +137,20 @@ impl Drop for RunLock {
     }
 }
 
-/// Whether process `pid` exists (this process included). Where that cannot be told (not
-/// Linux), every process counts as alive, and a stale lock has to be deleted by hand.
+/// Whether process `pid` is running (this process included; a killed process not yet reaped,
+/// a zombie, is not). Where that cannot be told (not Linux), every process counts as running,
+/// and a stale lock has to be deleted by hand.
 fn process_alive(pid: u32) -> bool {
-    if cfg!(target_os = "linux") {
-        pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
-    } else {
-        true
+    if !cfg!(target_os = "linux") || pid == std::process::id() {
+        return true;
+    }
+    // `/proc/PID/stat` is `PID (NAME) STATE ...`; NAME may hold spaces and parentheses.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| state != 'Z' && state != 'X'),
+        Err(_) => false,
     }
 }
 

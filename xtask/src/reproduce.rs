@@ -6,7 +6,8 @@
 //! (summary.json) is never run again and an interrupted one is resumed from its checkpoint, so
 //! the command can be stopped and started again at will. A finished run's small files are kept
 //! under `docs/results/` (see [`crate::records`]), so that it is not run again on another
-//! machine either. `--report-only` rebuilds the tables from the records and the runs there.
+//! machine either. Two grids can run side by side (one per core): each skips the runs the
+//! other is writing. `--report-only` rebuilds the tables from the records and the runs there.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -174,6 +175,12 @@ fn grid_for(
             .arg(run);
         c
     };
+    if let Some(pid) = busy(&dense) {
+        eprintln!(
+            "skipping {model} seed {seed}: its dense start is being trained by process {pid}"
+        );
+        return Ok(());
+    }
     let record = dense.join("dense/dense.json");
     if !record.exists() {
         let mut c = common(&dense);
@@ -188,6 +195,10 @@ fn grid_for(
     same_dense_kind(&record, &text, &args.dense_keep)?;
     for (name, extra) in runs {
         let run = dir.join(&name);
+        if let Some(pid) = busy(&run) {
+            eprintln!("skipping {}: being run by process {pid}", run.display());
+            continue;
+        }
         let mut c = common(&run);
         c.args(&extra)
             .arg("--from")
@@ -248,6 +259,23 @@ fn grid_for(
         }
     }
     Ok(())
+}
+
+/// The other live process writing the run directory `run` now, if any (from the `.lock` the
+/// examples hold, see `sparse_examples::run::RunLock`): so that two grids can run side by side,
+/// each skipping what the other is running. Only known on Linux.
+fn busy(run: &Path) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(run.join(".lock"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let running = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()?
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next())
+        .is_some_and(|state| state != 'Z' && state != 'X');
+    (pid != std::process::id() && running).then_some(pid)
 }
 
 /// Never mix dense starts: a record written before `--dense-keep` existed (no `kept_epoch`)
@@ -547,6 +575,21 @@ mod tests {
              --dense-keep is best; use another --out (or the matching --dense-keep)"
         );
         assert!(same_dense_kind(file, "{", "best").is_err());
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_run_locked_by_another_live_process_is_busy() {
+        let run = std::env::temp_dir().join(format!("xtask-busy-{}", std::process::id()));
+        std::fs::create_dir_all(&run).unwrap();
+        assert_eq!(busy(&run), None, "no lock");
+        std::fs::write(run.join(".lock"), "1").unwrap(); // init: always alive
+        assert_eq!(busy(&run), Some(1));
+        std::fs::write(run.join(".lock"), "4294967295").unwrap(); // no such process
+        assert_eq!(busy(&run), None);
+        std::fs::write(run.join(".lock"), std::process::id().to_string()).unwrap();
+        assert_eq!(busy(&run), None, "this process");
+        std::fs::remove_dir_all(&run).ok();
     }
 
     #[test]
