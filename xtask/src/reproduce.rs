@@ -264,7 +264,7 @@ fn grid_for(
 /// The other live process writing the run directory `run` now, if any (from the `.lock` the
 /// examples hold, see `sparse_examples::run::RunLock`): so that two grids can run side by side,
 /// each skipping what the other is running. Only known on Linux.
-fn busy(run: &Path) -> Option<u32> {
+pub(crate) fn busy(run: &Path) -> Option<u32> {
     let pid: u32 = std::fs::read_to_string(run.join(".lock"))
         .ok()?
         .trim()

@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::reproduce::{launch, spread};
+use crate::reproduce::{busy, launch, spread};
 
 /// What to run.
 #[derive(clap::Args, Debug)]
@@ -95,6 +95,10 @@ pub fn run(args: &Args, root: &Path) -> Result<(), String> {
                 let dir = out.join(&name);
                 crate::records::keep(&dir, &records.join(&name), "summary.json", &RECORDED)?;
                 if crate::records::finished(&dir, &records.join(&name), "summary.json") {
+                    continue;
+                }
+                if let Some(pid) = busy(&dir) {
+                    eprintln!("skipping {}: being run by process {pid}", dir.display());
                     continue;
                 }
                 let s = &args.shape;
