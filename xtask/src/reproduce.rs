@@ -153,11 +153,15 @@ fn grid_for(
             .map(|t| t.contains("\"summary\": true"))
             .unwrap_or(false)
     };
-    if torch_done(&dir.join(&torch_file)) && !torch_done(&kept.join(&torch_file)) {
-        std::fs::create_dir_all(&kept).map_err(|e| format!("{}: {e}", kept.display()))?;
-        std::fs::copy(dir.join(&torch_file), kept.join(&torch_file))
-            .map_err(|e| format!("{}: {e}", kept.join(&torch_file).display()))?;
-    }
+    let keep_torch = || -> Result<(), String> {
+        if torch_done(&dir.join(&torch_file)) && !torch_done(&kept.join(&torch_file)) {
+            std::fs::create_dir_all(&kept).map_err(|e| format!("{}: {e}", kept.display()))?;
+            std::fs::copy(dir.join(&torch_file), kept.join(&torch_file))
+                .map_err(|e| format!("{}: {e}", kept.join(&torch_file).display()))?;
+        }
+        Ok(())
+    };
+    keep_torch()?;
     let torch_pending = args.torch && !torch_done(&kept.join(&torch_file));
     if runs.is_empty() && !torch_pending {
         return Ok(());
@@ -251,10 +255,8 @@ fn grid_for(
                 .map_err(|e| format!("cannot run python3 {}: {e}", args.torch_script.display()))?;
             if !status.success() {
                 eprintln!("the PyTorch reference failed (is torch installed? `pip install torch`)");
-            } else if torch_done(&file) {
-                std::fs::create_dir_all(&kept).map_err(|e| format!("{}: {e}", kept.display()))?;
-                std::fs::copy(&file, kept.join(&torch_file))
-                    .map_err(|e| format!("{}: {e}", kept.join(&torch_file).display()))?;
+            } else {
+                keep_torch()?;
             }
         }
     }
