@@ -19,6 +19,17 @@ fn f(v: &Value, key: &str, digits: usize) -> String {
         .map_or("-".into(), |x| format!("{x:.digits$}"))
 }
 
+/// A `[min, max]` pair as `min-max`.
+fn min_max(v: &Value, key: &str) -> String {
+    v[key].as_array().map_or("-".into(), |a| {
+        format!(
+            "{:.2}-{:.2}",
+            a[0].as_f64().unwrap_or(0.0),
+            a[1].as_f64().unwrap_or(0.0)
+        )
+    })
+}
+
 /// The tables, one per benchmark that has results.
 pub fn render(dir: &Path) -> String {
     let mut out = String::new();
@@ -27,15 +38,7 @@ pub fn render(dir: &Path) -> String {
         out.push_str("### Overhead per training step (`cargo xtask bench overhead`)\n\n");
         out.push_str("| model | optimizer | bare ms/step | decay / bare | decay+masks / bare |\n|---|---|---|---|---|\n");
         for v in overhead.iter().filter(|v| v["bench"] == "overhead") {
-            let mm = |k: &str| {
-                v[k].as_array().map_or("-".into(), |a| {
-                    format!(
-                        "{:.2}-{:.2}",
-                        a[0].as_f64().unwrap_or(0.0),
-                        a[1].as_f64().unwrap_or(0.0)
-                    )
-                })
-            };
+            let mm = |k: &str| min_max(v, k);
             out.push_str(&format!(
                 "| {} | {} | {} | {} [{}] | {} [{}] |\n",
                 v["model"].as_str().unwrap_or("?"),
@@ -117,6 +120,28 @@ pub fn render(dir: &Path) -> String {
                 f(v, "sparse_ms_b100", 2),
                 f(v, "speedup_vs_burn_b100", 1),
                 f(v, "torch_dense_ms_b100", 2),
+            ));
+        }
+        out.push('\n');
+    }
+    let backends = lines(dir, "backends");
+    if !backends.is_empty() {
+        out.push_str("### CPU backends: flex against ndarray (`cargo xtask bench backends`)\n\n");
+        out.push_str("| model | threads | flex train ms | ndarray train ms | ndarray / flex train | flex forward ms | ndarray forward ms | ndarray / flex forward |\n|---|---|---|---|---|---|---|---|\n");
+        for v in &backends {
+            let mm = |k: &str| min_max(v, k);
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} [{}] | {} | {} | {} [{}] |\n",
+                v["model"].as_str().unwrap_or("?"),
+                v["threads"],
+                f(v, "flex_train_ms", 2),
+                f(v, "ndarray_train_ms", 2),
+                f(v, "ndarray_over_flex_train", 2),
+                mm("ndarray_over_flex_train_min_max"),
+                f(v, "flex_forward_ms", 2),
+                f(v, "ndarray_forward_ms", 2),
+                f(v, "ndarray_over_flex_forward", 2),
+                mm("ndarray_over_flex_forward_min_max"),
             ));
         }
         out.push('\n');

@@ -1,6 +1,7 @@
 //! Project tasks. `cargo xtask bench overhead [--quick]`: the cost of the method per step;
 //! `cargo xtask reproduce lenet|text`: the results tables of docs/RESULTS.md.
 
+mod backends;
 mod bench_report;
 mod export;
 mod loader;
@@ -69,6 +70,8 @@ enum Which {
     Loader,
     /// .sparse file size and sparse inference latency at 90-99 % sparsity.
     Export,
+    /// flex against ndarray: a training step with the method and a forward pass.
+    Backends,
 }
 
 fn main() {
@@ -93,6 +96,9 @@ fn main() {
             }
             if all || matches!(which, Which::Export) {
                 jobs.push(("export", export::run(quick, &script)));
+            }
+            if all || matches!(which, Which::Backends) {
+                jobs.push(("backends", backends::run(quick)));
             }
             let dir = root.join("target/bench");
             std::fs::create_dir_all(&dir).expect("create target/bench");
