@@ -162,20 +162,15 @@ impl SparseLinear {
             yb.copy_from_slice(&self.bias);
         }
         if let Some(w) = &self.dense {
-            // y = b + sum_i x_i W[i, :]: contiguous rows that vectorise, and the inputs that are
-            // zero (after a ReLU, about half) are skipped.
-            for (xb, yb) in x
-                .chunks_exact(self.inputs)
-                .zip(out.chunks_exact_mut(self.outputs))
-            {
-                for (xi, wi) in xb.iter().zip(w.chunks_exact(self.outputs)) {
-                    if *xi != 0.0 {
-                        for (y, wo) in yb.iter_mut().zip(wi) {
-                            *y += xi * wo;
-                        }
-                    }
-                }
-            }
+            // Compiled for the widest instruction set the CPU has (the gathers of the sparse
+            // rows below are not: wide gather instructions were slower than scalar loads here).
+            pulp::Arch::new().dispatch(DenseKernel {
+                w,
+                x,
+                out,
+                inputs: self.inputs,
+                outputs: self.outputs,
+            });
             return;
         }
         if self.rows.is_empty() {
@@ -186,21 +181,21 @@ impl SparseLinear {
         // check (a compare and a branch) per surviving weight.
         // The buffer is reused across calls on a thread (no allocation per call at batch 1).
         let mask = self.inputs.next_power_of_two() - 1;
-        PADDED.with_borrow_mut(|padded| {
-            if padded.len() <= mask {
-                padded.resize(mask + 1, 0.0);
+        let mut padded = PADDED.take();
+        if padded.len() <= mask {
+            padded.resize(mask + 1, 0.0);
+        }
+        for (xb, yb) in x
+            .chunks_exact(self.inputs)
+            .zip(out.chunks_exact_mut(self.outputs))
+        {
+            padded[..self.inputs].copy_from_slice(xb);
+            for &(o, s, e) in &self.rows {
+                let (s, e) = (s as usize, e as usize);
+                yb[o as usize] += row_dot(&self.cols[s..e], &self.vals[s..e], &padded, mask);
             }
-            for (xb, yb) in x
-                .chunks_exact(self.inputs)
-                .zip(out.chunks_exact_mut(self.outputs))
-            {
-                padded[..self.inputs].copy_from_slice(xb);
-                for &(o, s, e) in &self.rows {
-                    let (s, e) = (s as usize, e as usize);
-                    yb[o as usize] += row_dot(&self.cols[s..e], &self.vals[s..e], padded, mask);
-                }
-            }
-        });
+        }
+        PADDED.set(padded);
     }
 }
 
@@ -269,6 +264,56 @@ fn split_batch(
     });
 }
 
+// The kernels run through `pulp`'s run-time dispatch: their bodies (inlined into `with_simd`)
+// are compiled once per instruction set (AVX-512, AVX2 + FMA, the x86-64 baseline, ...) and the
+// widest one the CPU has runs, with no `unsafe` here and no `-C target-cpu` in the build. (They
+// are structs, not closures: a closure is not inlined into the per-instruction-set copies.)
+
+/// `y += x W` for every example (`W` dense, `[inputs, outputs]`): contiguous rows that
+/// vectorise; inputs that are zero (after a ReLU, about half) are skipped.
+struct DenseKernel<'a> {
+    w: &'a [f32],
+    x: &'a [f32],
+    out: &'a mut [f32],
+    inputs: usize,
+    outputs: usize,
+}
+
+impl pulp::WithSimd for DenseKernel<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let Self {
+            w,
+            x,
+            out,
+            inputs,
+            outputs,
+        } = self;
+        for (xb, yb) in x.chunks_exact(inputs).zip(out.chunks_exact_mut(outputs)) {
+            for (xi, wi) in xb.iter().zip(w.chunks_exact(outputs)) {
+                if *xi != 0.0 {
+                    for (y, wo) in yb.iter_mut().zip(wi) {
+                        *y += xi * wo;
+                    }
+                }
+            }
+        }
+    }
+}
+
+struct ConvKernel<'a>(&'a SparseConv2d, &'a [f32], [usize; 2], &'a mut [f32]);
+
+impl pulp::WithSimd for ConvKernel<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        self.0.examples(self.1, self.2, self.3)
+    }
+}
+
 thread_local! {
     /// One example's inputs, zero-padded to a power of two (see `SparseLinear::forward`).
     static PADDED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -278,7 +323,7 @@ thread_local! {
 /// make every gathered product wait for the previous addition (a 3-4 cycle chain per weight),
 /// which is what bounded the batch-1 latency. `x.len()` is `mask + 1`, a power of two, and every
 /// column is below it.
-#[inline]
+#[inline(always)]
 fn row_dot(cols: &[u32], vals: &[f32], x: &[f32], mask: usize) -> f32 {
     let x = &x[..=mask];
     if cols.len() <= 4 {
@@ -398,8 +443,14 @@ impl SparseConv2d {
         });
     }
 
-    /// `forward` on one thread, for whole examples of `x` into `out`.
-    fn forward_examples(&self, x: &[f32], [h, w]: [usize; 2], out: &mut [f32]) {
+    /// `forward` on one thread, for whole examples of `x` into `out`, compiled for the
+    /// widest instruction set the CPU has.
+    fn forward_examples(&self, x: &[f32], hw: [usize; 2], out: &mut [f32]) {
+        pulp::Arch::new().dispatch(ConvKernel(self, x, hw, out));
+    }
+
+    #[inline(always)]
+    fn examples(&self, x: &[f32], [h, w]: [usize; 2], out: &mut [f32]) {
         let [oh, ow] = self.output_size([h, w]);
         let (plane_in, plane_out) = (h * w, oh * ow);
         for (xb, yb) in x

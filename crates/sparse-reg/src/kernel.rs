@@ -51,31 +51,64 @@ fn factor(rel: Relevance, g: f32, inv_alpha: f32) -> f32 {
 }
 
 fn pass(grad: &mut [f32], weight: &[f32], rel: Relevance, penalty: Penalty, scale: f32) {
-    let inv_alpha = rel.alpha().map_or(1.0, |a| (1.0 / a) as f32);
-    // One monomorphic loop per combination keeps the body branch-free.
-    macro_rules! run {
-        ($rel:expr, $pen:expr) => {
-            for (g, w) in grad.iter_mut().zip(weight) {
-                let f = factor($rel, *g, inv_alpha);
-                *g += scale * f * $pen(*w);
+    // Compiled once per instruction set and picked at run time (AVX2 + FMA where the CPU has
+    // it: twice the lanes of the x86-64 baseline's SSE2), so the loop vectorises wide.
+    pulp::Arch::new().dispatch(Pass {
+        grad,
+        weight,
+        rel,
+        penalty,
+        scale,
+    })
+}
+
+/// The fused pass, as a `pulp` operation (its body is compiled for each instruction set).
+struct Pass<'a> {
+    grad: &'a mut [f32],
+    weight: &'a [f32],
+    rel: Relevance,
+    penalty: Penalty,
+    scale: f32,
+}
+
+impl pulp::WithSimd for Pass<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let Self {
+            grad,
+            weight,
+            rel,
+            penalty,
+            scale,
+        } = self;
+        let inv_alpha = rel.alpha().map_or(1.0, |a| (1.0 / a) as f32);
+        // One monomorphic loop per combination keeps the body branch-free.
+        macro_rules! run {
+            ($rel:expr, $pen:expr) => {
+                for (g, w) in grad.iter_mut().zip(weight) {
+                    let f = factor($rel, *g, inv_alpha);
+                    *g += scale * f * $pen(*w);
+                }
+            };
+        }
+        let l2 = |w: f32| w;
+        let l1 = |w: f32| {
+            if w > 0.0 {
+                1.0
+            } else if w < 0.0 {
+                -1.0
+            } else {
+                0.0
             }
         };
-    }
-    let l2 = |w: f32| w;
-    let l1 = |w: f32| {
-        if w > 0.0 {
-            1.0
-        } else if w < 0.0 {
-            -1.0
-        } else {
-            0.0
+        match (rel, penalty) {
+            (Relevance::Exp { alpha }, Penalty::L2) => run!(Relevance::Exp { alpha }, l2),
+            (Relevance::Exp { alpha }, Penalty::L1) => run!(Relevance::Exp { alpha }, l1),
+            (r, Penalty::L2) => run!(r, l2),
+            (r, Penalty::L1) => run!(r, l1),
         }
-    };
-    match (rel, penalty) {
-        (Relevance::Exp { alpha }, Penalty::L2) => run!(Relevance::Exp { alpha }, l2),
-        (Relevance::Exp { alpha }, Penalty::L1) => run!(Relevance::Exp { alpha }, l1),
-        (r, Penalty::L2) => run!(r, l2),
-        (r, Penalty::L1) => run!(r, l1),
     }
 }
 
