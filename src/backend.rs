@@ -1,6 +1,6 @@
 //! The training device, chosen by cargo feature: `wgpu` (GPU, or CPU through Mesa lavapipe),
 //! `ndarray` (CPU, deprecated upstream), else `flex` (Burn's pure-Rust CPU backend, the
-//! default: level with ndarray on LeNet-300-100 and ~30x faster to train LeNet-5, measured by
+//! default: level with ndarray on LeNet-300-100 and 30-50x faster to train LeNet-5, measured by
 //! `cargo xtask bench backends`, see docs/BENCHMARKS.md).
 
 use burn::tensor::Device;
