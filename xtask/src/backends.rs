@@ -9,10 +9,9 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Distribution, Int, Tensor};
 use serde_json::json;
 use sparse_models::{ImageClassifier, LeNet5, LeNet300};
-use sparse_prune::{Amount, PruneSchedule, PrunerConfig};
 use sparse_reg::SelectiveDecayConfig;
 
-use crate::overhead::{bench_threads, median};
+use crate::overhead::{bench_threads, half_pruned, median, min_max};
 
 /// LeNet-5 with its first convolution through `Conv2d::forward` rather than the unfold +
 /// matmul path the model takes (which is tuned for flex), so that ndarray is measured on
@@ -45,17 +44,7 @@ struct Lane<M> {
 
 impl<M: ImageClassifier> Lane<M> {
     fn new(backend: &'static str, device: Device, init: impl Fn(&Device) -> M) -> Self {
-        let model = init(&device);
-        let mut pruner = PrunerConfig::new(PruneSchedule::OneShot {
-            at: 0,
-            sparsity: 0.5,
-        })
-        .init()
-        .expect("valid pruner");
-        let model = pruner.attach(model).expect("masks attach");
-        let (model, _) = pruner
-            .prune(model, 0, Amount::Sparsity(0.5), None)
-            .expect("prune");
+        let model = half_pruned(init(&device));
         let optim = SelectiveDecayConfig::new()
             .with_gamma(1e-3)
             .init(AdamConfig::new().build(), &model)
@@ -128,12 +117,6 @@ fn compare<M: ImageClassifier>(
     let ratios =
         |t: &[Vec<f64>; 2]| -> Vec<f64> { t[1].iter().zip(&t[0]).map(|(n, f)| n / f).collect() };
     let (rt, ri) = (ratios(&train), ratios(&infer));
-    let lo_hi = |v: &[f64]| {
-        [
-            v.iter().cloned().fold(f64::INFINITY, f64::min),
-            v.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
-        ]
-    };
     let mut out = json!({
         "bench": "backends",
         "model": name,
@@ -143,9 +126,9 @@ fn compare<M: ImageClassifier>(
         "reps": reps,
         "steps_per_rep": steps,
         "ndarray_over_flex_train": median(rt.clone()),
-        "ndarray_over_flex_train_min_max": lo_hi(&rt),
+        "ndarray_over_flex_train_min_max": min_max(&rt),
         "ndarray_over_flex_forward": median(ri.clone()),
-        "ndarray_over_flex_forward_min_max": lo_hi(&ri),
+        "ndarray_over_flex_forward_min_max": min_max(&ri),
     });
     for (i, lane) in lanes.iter().enumerate() {
         out[format!("{}_train_ms", lane.backend)] = json!(median(train[i].clone()));

@@ -36,18 +36,31 @@ fn step<M: ImageClassifier>(
     v.model = Some(v.optim.step(1e-3, model, grads));
 }
 
-pub fn variants<M: ImageClassifier, O: Optimizer>(model: M, inner: O) -> Vec<Variant<M>> {
-    let decay = SelectiveDecayConfig::new().with_gamma(1e-3);
+/// `model` with masks attached and half of its weights pruned (one global magnitude ranking).
+pub fn half_pruned<M: ImageClassifier>(model: M) -> M {
     let mut pruner = PrunerConfig::new(PruneSchedule::OneShot {
         at: 0,
         sparsity: 0.5,
     })
     .init()
     .expect("valid pruner");
-    let masked = pruner.attach(model.clone()).expect("masks attach");
+    let masked = pruner.attach(model).expect("masks attach");
     let (masked, _) = pruner
         .prune(masked, 0, Amount::Sparsity(0.5), None)
         .expect("prune");
+    masked
+}
+
+/// `[min, max]` of `v`.
+pub fn min_max(v: &[f64]) -> [f64; 2] {
+    let lo = v.iter().cloned().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    [lo, hi]
+}
+
+pub fn variants<M: ImageClassifier, O: Optimizer>(model: M, inner: O) -> Vec<Variant<M>> {
+    let decay = SelectiveDecayConfig::new().with_gamma(1e-3);
+    let masked = half_pruned(model.clone());
     vec![
         Variant {
             name: "bare",
@@ -115,11 +128,6 @@ pub fn measure<M: ImageClassifier>(
     }
     let ratio =
         |i: usize| -> Vec<f64> { times[i].iter().zip(&times[0]).map(|(a, b)| a / b).collect() };
-    let spread = |v: &[f64]| {
-        let lo = v.iter().cloned().fold(f64::INFINITY, f64::min);
-        let hi = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        [lo, hi]
-    };
     let mut out = json!({
         "bench": "overhead",
         "backend": "flex",
@@ -134,7 +142,7 @@ pub fn measure<M: ImageClassifier>(
         if i > 0 {
             let r = ratio(i);
             out[format!("ratio_{}", v.name.replace('+', "_"))] = json!(median(r.clone()));
-            out[format!("ratio_{}_min_max", v.name.replace('+', "_"))] = json!(spread(&r));
+            out[format!("ratio_{}_min_max", v.name.replace('+', "_"))] = json!(min_max(&r));
         }
     }
     out
