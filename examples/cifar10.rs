@@ -12,7 +12,6 @@
 //! regularised and pruned, BatchNorm gains and shifts included (the paper's choice);
 //! `--keep-bn` leaves BatchNorm out of both.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -25,7 +24,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
 use sparse_data::{CifarBatches, CifarSet, Split};
-use sparse_examples::classify::{self, Best, DenseRecord, Progress};
+use sparse_examples::classify::{self, Check, DenseRecord, Progress};
 use sparse_examples::method::Method;
 use sparse_examples::progress::ProgressLine;
 use sparse_examples::run;
@@ -444,25 +443,16 @@ fn train<M: ImageClassifier>(
             ""
         }
     );
-    let (mut model, mut optim, mut step, mut best) = match &resume {
-        None => {
-            let model = pruner.attach(model)?;
-            let optim = decay.clone().init(&model)?; // the clone shares the clock
-            (model, optim, 0u64, None)
-        }
-        Some((dir, p)) => {
-            let group = pruner.config().params.clone();
-            let model = sparse_prune::load_masked(model, group.as_ref(), dir.join("model.bpk"))?;
-            let optim = decay.clone().init(&model)?.load(dir.join("optim.bpk"))?;
-            pruner.load_state(dir.join("pruner.json"))?;
-            (model, optim, p.step, p.best.clone())
-        }
-    };
+    let checkpoint = resume.as_ref().map(|(dir, _)| dir.as_path());
+    let (mut model, mut optim) = run::start_or_resume(model, &decay, &mut pruner, checkpoint)?;
+    let (mut step, mut best) = resume
+        .as_ref()
+        .map_or((0, None), |(_, p)| (p.step, p.best.clone()));
 
     let metrics = args.out.join("metrics.csv");
     let mut csv = run::open_metrics(
         &metrics,
-        "step,epoch,val_acc,test_acc,alive,sparsity,gamma",
+        classify::METRICS_HEADER,
         resume.as_ref().map(|_| step),
     )?;
     let mut progress = ProgressLine::new(!args.quiet, total_steps);
@@ -501,32 +491,17 @@ fn train<M: ImageClassifier>(
                 model = pruner.step(model, step, None)?.0; // advances the decay clock
                 continue;
             }
-            // A check: measure, then let the pruner decide.
-            let (val_acc, test_acc) = (
-                val.accuracy(&model, &device),
-                test.accuracy(&model, &device),
-            );
-            last_val = val_acc;
-            progress.clear();
-            let report = SparsityReport::of(&model);
-            writeln!(
-                csv,
-                "{step},{:.3},{val_acc:.5},{test_acc:.5},{},{:.6},{:.3e}",
-                step as f64 / steps_per_epoch as f64,
-                report.nonzeros(),
-                report.sparsity(),
-                decay.gamma()
-            )?;
-            Best::update(
-                &mut best,
-                1.0 - report.sparsity(),
-                report.compression(),
-                val_acc,
-                test_acc,
+            // A check: measure the checkpoint, then let the pruner decide.
+            let check = Check {
                 step,
-                floor,
-            );
-            let (m, event) = pruner.step(model, step, Some(val_acc))?;
+                epoch: step as f64 / steps_per_epoch as f64,
+                val_acc: val.accuracy(&model, &device),
+                test_acc: test.accuracy(&model, &device),
+            };
+            last_val = check.val_acc;
+            progress.clear();
+            let report = check.record(&model, decay.gamma(), floor, &mut csv, &mut best)?;
+            let (m, event) = pruner.step(model, step, Some(check.val_acc))?;
             model = m;
             let record = Progress {
                 step,
@@ -536,12 +511,7 @@ fn train<M: ImageClassifier>(
                 floor,
             };
             run::save_checkpoint(&args.out, &model, &optim, &pruner, &record)?;
-            let epoch = step as f64 / steps_per_epoch as f64;
-            let pruned = event.map(|e| e.sparsity);
-            println!(
-                "{}",
-                classify::check_line(step, epoch, val_acc, test_acc, &report, pruned)
-            );
+            println!("{}", check.line(&report, event.map(|e| e.sparsity)));
         }
     }
 

@@ -12,7 +12,6 @@
 //! summary.json (the sparsest checkpoint whose validation accuracy passes the floor, with its
 //! test accuracy). Validation images come from the training set, never from the test set.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -22,7 +21,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
 use sparse_data::{ImageSet, NormalizedImages, Split};
-use sparse_examples::classify::{self, Best, DenseRecord, Progress};
+use sparse_examples::classify::{self, Check, DenseRecord, Progress};
 use sparse_examples::method::Method;
 use sparse_examples::progress::ProgressLine;
 use sparse_examples::run;
@@ -396,24 +395,16 @@ fn train<M: ImageClassifier>(
     let mut pruner: Pruner = PrunerConfig::new(schedule)
         .init()?
         .with_decay_clock(decay.clock());
-    let (mut model, mut optim, mut step, mut best) = match &resume {
-        None => {
-            let model = pruner.attach(model)?;
-            let optim = decay.clone().init(&model)?; // the clone shares the clock
-            (model, optim, 0u64, None)
-        }
-        Some((dir, p)) => {
-            let model = sparse_prune::load_masked(model, None, dir.join("model.bpk"))?;
-            let optim = decay.clone().init(&model)?.load(dir.join("optim.bpk"))?;
-            pruner.load_state(dir.join("pruner.json"))?;
-            (model, optim, p.step, p.best.clone())
-        }
-    };
+    let checkpoint = resume.as_ref().map(|(dir, _)| dir.as_path());
+    let (mut model, mut optim) = run::start_or_resume(model, &decay, &mut pruner, checkpoint)?;
+    let (mut step, mut best) = resume
+        .as_ref()
+        .map_or((0, None), |(_, p)| (p.step, p.best.clone()));
 
     let metrics = args.out.join("metrics.csv");
     let mut csv = run::open_metrics(
         &metrics,
-        "step,epoch,val_acc,test_acc,alive,sparsity,gamma",
+        classify::METRICS_HEADER,
         resume.as_ref().map(|_| step),
     )?;
     let mut progress = ProgressLine::new(!args.quiet, total_steps);
@@ -455,51 +446,26 @@ fn train<M: ImageClassifier>(
                 continue;
             }
             // A check: measure the checkpoint, then let the pruner decide.
-            let (val_acc, test_acc) = (
-                accuracy(&model, &val, &device),
-                accuracy(&model, &test, &device),
-            );
-            last_val = val_acc;
-            progress.clear();
-            let report = SparsityReport::of(&model);
-            writeln!(
-                csv,
-                "{step},{:.3},{val_acc:.5},{test_acc:.5},{},{:.6},{:.3e}",
-                step as f64 / steps_per_epoch as f64,
-                report.nonzeros(),
-                report.sparsity(),
-                decay.gamma()
-            )?;
-            Best::update(
-                &mut best,
-                1.0 - report.sparsity(),
-                report.compression(),
-                val_acc,
-                test_acc,
+            let check = Check {
                 step,
-                floor,
-            );
-            let (m, event) = pruner.step(model, step, Some(val_acc))?;
+                epoch: step as f64 / steps_per_epoch as f64,
+                val_acc: accuracy(&model, &val, &device),
+                test_acc: accuracy(&model, &test, &device),
+            };
+            last_val = check.val_acc;
+            progress.clear();
+            let report = check.record(&model, decay.gamma(), floor, &mut csv, &mut best)?;
+            let (m, event) = pruner.step(model, step, Some(check.val_acc))?;
             model = m;
-            let progress = Progress {
+            let record = Progress {
                 step,
                 best: best.clone(),
                 dense_val,
                 dense_test,
                 floor,
             };
-            run::save_checkpoint(&args.out, &model, &optim, &pruner, &progress)?;
-            println!(
-                "{}",
-                classify::check_line(
-                    step,
-                    step as f64 / steps_per_epoch as f64,
-                    val_acc,
-                    test_acc,
-                    &report,
-                    event.map(|e| e.sparsity)
-                )
-            );
+            run::save_checkpoint(&args.out, &model, &optim, &pruner, &record)?;
+            println!("{}", check.line(&report, event.map(|e| e.sparsity)));
         }
     }
 

@@ -522,19 +522,11 @@ fn train(args: Args) -> Result<(), Error> {
     let mut pruner: Pruner = PrunerConfig::new(schedule)
         .init()?
         .with_decay_clock(decay.clock());
-    let (mut model, mut optim, mut step, mut best) = match &resume {
-        None => {
-            let model = pruner.attach(model)?;
-            let optim = decay.clone().init(&model)?; // the clone shares the clock
-            (model, optim, 0u64, None)
-        }
-        Some((dir, p)) => {
-            let model = sparse_prune::load_masked(model, None, dir.join("model.bpk"))?;
-            let optim = decay.clone().init(&model)?.load(dir.join("optim.bpk"))?;
-            pruner.load_state(dir.join("pruner.json"))?;
-            (model, optim, p.step, p.best.clone())
-        }
-    };
+    let checkpoint = resume.as_ref().map(|(dir, _)| dir.as_path());
+    let (mut model, mut optim) = run::start_or_resume(model, &decay, &mut pruner, checkpoint)?;
+    let (mut step, mut best) = resume
+        .as_ref()
+        .map_or((0, None), |(_, p)| (p.step, p.best.clone()));
     let progress_record = |step: u64, best: &Option<Best>| Progress {
         step,
         best: best.clone(),

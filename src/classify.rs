@@ -194,23 +194,84 @@ pub fn best_line(best: Option<&Best>, floor: f64, dense_val: f64, dense_test: f6
     }
 }
 
-/// The per-check line of the log.
-pub fn check_line(
-    step: u64,
-    epoch: f64,
-    val_acc: f64,
-    test_acc: f64,
-    report: &SparsityReport,
-    pruned_to: Option<f64>,
-) -> String {
-    format!(
-        "step {step:6} (epoch {epoch:5.2}): validation {:.2} %, test {:.2} %, {:.3} % left{}",
-        100.0 * val_acc,
-        100.0 * test_acc,
-        100.0 * (1.0 - report.sparsity()),
-        pruned_to.map_or(String::new(), |s| format!(
-            " -> pruned to {:.3} %",
-            100.0 * (1.0 - s)
-        ))
-    )
+/// The columns of `metrics.csv`: one row per prune check.
+pub const METRICS_HEADER: &str = "step,epoch,val_acc,test_acc,alive,sparsity,gamma";
+
+/// What one prune check of an image classifier measured, before the pruner decides.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Check {
+    /// Optimizer steps done.
+    pub step: u64,
+    /// `step` in epochs of the training set.
+    pub epoch: f64,
+    /// Validation accuracy.
+    pub val_acc: f64,
+    /// Test accuracy.
+    pub test_acc: f64,
+}
+
+impl Check {
+    /// Write this check's row of `metrics.csv` ([`METRICS_HEADER`]) and fold it into `best`
+    /// (the sparsest checkpoint above `floor`); returns the model's sparsity report.
+    ///
+    /// ```
+    /// use burn::tensor::Device;
+    /// use sparse_examples::classify::{Best, Check};
+    /// use sparse_models::LeNet300;
+    ///
+    /// let model = LeNet300::new(&Device::flex());
+    /// let check = Check { step: 250, epoch: 0.5, val_acc: 0.92, test_acc: 0.91 };
+    /// let (mut csv, mut best) = (Vec::new(), None::<Best>);
+    /// let report = check.record(&model, 1e-3, 0.9, &mut csv, &mut best).unwrap();
+    /// assert_eq!(report.sparsity(), 0.0);
+    /// let row = String::from_utf8(csv).unwrap();
+    /// assert_eq!(row, "250,0.500,0.92000,0.91000,266610,0.000000,1.000e-3\n");
+    /// assert_eq!(best.unwrap().step, 250);
+    /// ```
+    pub fn record<M: Module>(
+        &self,
+        model: &M,
+        gamma: f64,
+        floor: f64,
+        csv: &mut impl std::io::Write,
+        best: &mut Option<Best>,
+    ) -> Result<SparsityReport, Error> {
+        let report = SparsityReport::of(model);
+        writeln!(
+            csv,
+            "{},{:.3},{:.5},{:.5},{},{:.6},{gamma:.3e}",
+            self.step,
+            self.epoch,
+            self.val_acc,
+            self.test_acc,
+            report.nonzeros(),
+            report.sparsity(),
+        )?;
+        Best::update(
+            best,
+            1.0 - report.sparsity(),
+            report.compression(),
+            self.val_acc,
+            self.test_acc,
+            self.step,
+            floor,
+        );
+        Ok(report)
+    }
+
+    /// The check's line of the log, with the prune it led to, if any.
+    pub fn line(&self, report: &SparsityReport, pruned_to: Option<f64>) -> String {
+        format!(
+            "step {:6} (epoch {:5.2}): validation {:.2} %, test {:.2} %, {:.3} % left{}",
+            self.step,
+            self.epoch,
+            100.0 * self.val_acc,
+            100.0 * self.test_acc,
+            100.0 * (1.0 - report.sparsity()),
+            pruned_to.map_or(String::new(), |s| format!(
+                " -> pruned to {:.3} %",
+                100.0 * (1.0 - s)
+            ))
+        )
+    }
 }

@@ -5,10 +5,11 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
-use burn::optim::ModuleOptimizer;
+use burn::optim::{ModuleOptimizer, Optimizer};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sparse_prune::Pruner;
+use sparse_reg::SelectiveDecay;
 
 /// The error type of the examples.
 pub type Error = Box<dyn std::error::Error>;
@@ -197,6 +198,32 @@ pub fn save_checkpoint<M: Module, P: Serialize>(
     std::fs::rename(&tmp, &dir)?;
     let _ = std::fs::remove_dir_all(&old);
     Ok(())
+}
+
+/// The model with its masks and the method's optimizer, ready to train: fresh (masks attached
+/// to `model`, a new optimizer) or, given the `checkpoint` directory [`save_checkpoint`]
+/// wrote, as saved there (weights and masks, optimizer state, the pruner's and the decay
+/// clock's state). `decay` is cloned, so the optimizer shares its clock.
+pub fn start_or_resume<M: Module, O: Optimizer + Clone>(
+    model: M,
+    decay: &SelectiveDecay<O>,
+    pruner: &mut Pruner,
+    checkpoint: Option<&Path>,
+) -> Result<(M, ModuleOptimizer), Error> {
+    match checkpoint {
+        None => {
+            let model = pruner.attach(model)?;
+            let optim = decay.clone().init(&model)?;
+            Ok((model, optim))
+        }
+        Some(dir) => {
+            let group = pruner.config().params.clone();
+            let model = sparse_prune::load_masked(model, group.as_ref(), dir.join("model.bpk"))?;
+            let optim = decay.clone().init(&model)?.load(dir.join("optim.bpk"))?;
+            pruner.load_state(dir.join("pruner.json"))?;
+            Ok((model, optim))
+        }
+    }
 }
 
 /// Version of the checkpoint layout (`meta.json`; a checkpoint without it is version 1).
