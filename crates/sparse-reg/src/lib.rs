@@ -27,6 +27,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod adam;
 mod config;
 mod decay;
 mod error;
@@ -35,6 +36,7 @@ mod params;
 mod relevance;
 mod schedule;
 
+pub use adam::{FusedAdam, FusedAdamConfig};
 pub use config::{Coupling, Penalty, SelectiveDecayConfig};
 pub use decay::SelectiveDecay;
 pub use error::ConfigError;
