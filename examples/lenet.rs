@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
@@ -27,6 +27,8 @@ use sparse_examples::progress::ProgressLine;
 use sparse_examples::run;
 use sparse_models::{ImageClassifier, LeNet5, LeNet300};
 use sparse_prune::{Floor, Pruner, PrunerConfig, SparsityReport};
+// Burn's Adam as one pass on CPU backends (bit-identical; Burn's Adam on GPU backends).
+use sparse_reg::FusedAdamConfig;
 
 #[derive(Clone, Copy, Debug, ValueEnum, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -383,7 +385,7 @@ fn train<M: ImageClassifier>(
     let decay = args
         .method
         .decay(args.gamma, args.alpha, steps_per_epoch)
-        .build(AdamConfig::new().with_epsilon(1e-8).build())?;
+        .build(FusedAdamConfig::new().with_epsilon(1e-8).build())?;
     let total_steps = args.max_steps.unwrap_or(steps_per_epoch * epochs as u64);
     let schedule = args.method.schedule(
         every,
@@ -512,7 +514,7 @@ fn dense_phase<M: ImageClassifier>(
     let loss_fn = CrossEntropyLossConfig::new().init(device);
 
     // 1. Dense training (Adam, as the paper).
-    let mut optim: ModuleOptimizer = AdamConfig::new().with_epsilon(1e-8).init();
+    let mut optim: ModuleOptimizer = FusedAdamConfig::new().with_epsilon(1e-8).init();
     let mut guard = run::LossGuard::new(args.on_nonfinite);
     let mut step = 0;
     // (validation accuracy, epoch, model) of the epoch kept so far.

@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use clap::Parser;
@@ -32,6 +32,8 @@ use sparse_examples::progress::ProgressLine;
 use sparse_examples::run::{self, Error};
 use sparse_models::{TransformerLm, TransformerLmConfig};
 use sparse_prune::{Floor, Pruner, PrunerConfig, SparsityReport};
+// Burn's Adam as one pass on CPU backends (bit-identical; Burn's Adam on GPU backends).
+use sparse_reg::FusedAdamConfig;
 
 #[derive(Parser, Debug, Serialize)]
 #[command(about = "Character-level Transformer LM + relevance-weighted decay + gated pruning")]
@@ -455,7 +457,7 @@ fn train(args: Args) -> Result<(), Error> {
         }
         None => {
             let mut model = model;
-            let mut optim: ModuleOptimizer = AdamConfig::new().init();
+            let mut optim: ModuleOptimizer = FusedAdamConfig::new().init();
             let mut progress = ProgressLine::new(!args.quiet, args.dense_steps);
             let mut guard = run::LossGuard::new(args.on_nonfinite);
             for step in 0..args.dense_steps {
@@ -510,7 +512,7 @@ fn train(args: Args) -> Result<(), Error> {
     let decay = args
         .method
         .decay(args.gamma, args.alpha, (args.steps / 10).max(1))
-        .build(AdamConfig::new().build())?;
+        .build(FusedAdamConfig::new().build())?;
     let total_steps = args.max_steps.unwrap_or(args.steps).min(args.steps);
     let schedule = args.method.schedule(
         args.every,

@@ -11,7 +11,7 @@ use burn::tensor::{Device, Distribution, Int, Tensor};
 use serde_json::json;
 use sparse_models::{ImageClassifier, LeNet5, LeNet300};
 use sparse_prune::{Amount, PruneSchedule, PrunerConfig};
-use sparse_reg::SelectiveDecayConfig;
+use sparse_reg::{FusedAdamConfig, SelectiveDecayConfig};
 
 /// One contestant: a model and its optimizer.
 pub struct Variant<M> {
@@ -187,6 +187,14 @@ pub fn run(quick: bool) -> Vec<serde_json::Value> {
         &device,
     ));
     emit(measure(
+        "lenet300",
+        "fused-adam",
+        variants(LeNet300::new(&device), FusedAdamConfig::new().build()),
+        reps,
+        steps300,
+        &device,
+    ));
+    emit(measure(
         "lenet5",
         "sgd-momentum",
         variants(LeNet5::new(&device), sgd()),
@@ -198,6 +206,14 @@ pub fn run(quick: bool) -> Vec<serde_json::Value> {
         "lenet5",
         "adam",
         variants(LeNet5::new(&device), AdamConfig::new().build()),
+        reps,
+        steps5,
+        &device,
+    ));
+    emit(measure(
+        "lenet5",
+        "fused-adam",
+        variants(LeNet5::new(&device), FusedAdamConfig::new().build()),
         reps,
         steps5,
         &device,

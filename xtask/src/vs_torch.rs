@@ -7,10 +7,10 @@
 use std::path::Path;
 use std::process::Command;
 
-use burn::optim::{AdamConfig, SgdConfig, momentum::MomentumConfig};
+use burn::optim::{AdamConfig, Optimizer, SgdConfig, momentum::MomentumConfig};
 use burn::tensor::Device;
 use serde_json::{Value, json};
-use sparse_models::{LeNet5, LeNet300};
+use sparse_models::{ImageClassifier, LeNet5, LeNet300};
 
 use crate::overhead::{measure, median, variants};
 
@@ -58,11 +58,15 @@ pub fn run(quick: bool, script: &Path) -> Vec<Value> {
     device.seed(0);
     let reps = if quick { 1 } else { 3 };
     let mut lines = Vec::new();
+    // `fused-adam`: Burn with sparse-reg's FusedAdam (the same update, one pass) against
+    // PyTorch's Adam.
     for (model, optim) in [
         ("lenet300", "sgd"),
         ("lenet300", "adam"),
+        ("lenet300", "fused-adam"),
         ("lenet5", "sgd"),
         ("lenet5", "adam"),
+        ("lenet5", "fused-adam"),
     ] {
         let (burn_steps, torch_steps) = match (model, quick) {
             ("lenet300", false) => (100, 200),
@@ -70,42 +74,17 @@ pub fn run(quick: bool, script: &Path) -> Vec<Value> {
             (_, false) => (10, 30),
             (_, true) => (2, 5),
         };
+        let torch_optim = if optim == "sgd" { "sgd" } else { "adam" };
         let (mut bare, mut method) = (Vec::new(), Vec::new());
         let (mut dense, mut fused, mut authors) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..reps {
             let r = match (model, optim) {
-                ("lenet300", "sgd") => measure(
-                    "lenet300",
-                    "sgd",
-                    variants(LeNet300::new(&device), sgd()),
-                    1,
-                    burn_steps,
-                    &device,
-                ),
-                ("lenet300", _) => measure(
-                    "lenet300",
-                    "adam",
-                    variants(LeNet300::new(&device), AdamConfig::new().build()),
-                    1,
-                    burn_steps,
-                    &device,
-                ),
-                (_, "sgd") => measure(
-                    "lenet5",
-                    "sgd",
-                    variants(LeNet5::new(&device), sgd()),
-                    1,
-                    burn_steps,
-                    &device,
-                ),
-                _ => measure(
-                    "lenet5",
-                    "adam",
-                    variants(LeNet5::new(&device), AdamConfig::new().build()),
-                    1,
-                    burn_steps,
-                    &device,
-                ),
+                ("lenet300", "sgd") => bench(LeNet300::new(&device), sgd(), burn_steps, &device),
+                ("lenet300", "adam") => bench(LeNet300::new(&device), adam(), burn_steps, &device),
+                ("lenet300", _) => bench(LeNet300::new(&device), fused_adam(), burn_steps, &device),
+                (_, "sgd") => bench(LeNet5::new(&device), sgd(), burn_steps, &device),
+                (_, "adam") => bench(LeNet5::new(&device), adam(), burn_steps, &device),
+                _ => bench(LeNet5::new(&device), fused_adam(), burn_steps, &device),
             };
             bare.push(r["bare_ms_per_step"].as_f64().unwrap_or(f64::NAN));
             method.push(r["decay+masks_ms_per_step"].as_f64().unwrap_or(f64::NAN));
@@ -114,7 +93,9 @@ pub fn run(quick: bool, script: &Path) -> Vec<Value> {
                 ("fused", &mut fused),
                 ("authors", &mut authors),
             ] {
-                if let Some(ms) = torch_step_ms(script, threads, model, optim, mode, torch_steps) {
+                if let Some(ms) =
+                    torch_step_ms(script, threads, model, torch_optim, mode, torch_steps)
+                {
                     into.push(ms);
                 }
             }
@@ -130,7 +111,7 @@ pub fn run(quick: bool, script: &Path) -> Vec<Value> {
         let v = json!({
             "bench": "vs_torch",
             "model": model,
-            "optimizer": if optim == "sgd" { "sgd-momentum" } else { "adam" },
+            "optimizer": if optim == "sgd" { "sgd-momentum" } else { optim },
             "batch": 100,
             "threads": threads,
             "reps": reps,
@@ -147,6 +128,24 @@ pub fn run(quick: bool, script: &Path) -> Vec<Value> {
         lines.push(v);
     }
     lines
+}
+
+/// One repetition of the overhead bench's variants (bare, decay, decay + masks).
+fn bench<M: ImageClassifier, O: Optimizer>(
+    model: M,
+    inner: O,
+    steps: usize,
+    device: &Device,
+) -> Value {
+    measure("", "", variants(model, inner), 1, steps, device)
+}
+
+fn adam() -> burn::optim::Adam {
+    AdamConfig::new().build()
+}
+
+fn fused_adam() -> sparse_reg::FusedAdam {
+    sparse_reg::FusedAdamConfig::new().build()
 }
 
 fn sgd() -> burn::optim::Sgd {
