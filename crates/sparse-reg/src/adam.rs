@@ -15,6 +15,8 @@ use burn::optim::{
 };
 use burn::tensor::{Device, Tensor, TensorData};
 
+use crate::{Penalty, Relevance};
+
 /// Configuration of [`FusedAdam`]; the fields and defaults of Burn's `AdamConfig` (without
 /// weight decay, gradient clipping or amsgrad: wrap it in a
 /// [`SelectiveDecay`](crate::SelectiveDecay) for decay, clip on the `ModuleOptimizer`).
@@ -89,20 +91,43 @@ impl std::fmt::Debug for FusedAdam {
     }
 }
 
-impl Optimizer for FusedAdam {
-    type State<const D: usize> = AdamState<D>;
+/// The coupled decay term that [`SelectiveDecay`](crate::SelectiveDecay) folds into the Adam
+/// pass when it wraps a [`FusedAdam`]: the gradient becomes `g + scale * f(g) * p(w)` inside
+/// the same loop (the arithmetic of the decay's own pass, so the result is unchanged).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DecayTerm {
+    pub(crate) rel: Relevance,
+    pub(crate) penalty: Penalty,
+    pub(crate) scale: f32,
+}
 
-    fn step<const D: usize>(
+impl FusedAdam {
+    /// Whether the one-pass update applies: f32 tensors in host memory, no amsgrad state.
+    pub(crate) fn fuses<const D: usize>(
+        &self,
+        tensor: &Tensor<D>,
+        grad: &Tensor<D>,
+        state: Option<&AdamState<D>>,
+    ) -> bool {
+        let amsgrad = state.is_some_and(|s| s.momentum.max_moment_2.is_some());
+        !amsgrad && crate::kernel::applies(grad, tensor)
+    }
+
+    /// One step, with the decay term folded in when given (see [`DecayTerm`]); Burn's Adam
+    /// (after the decay as tensor ops) where the pass does not apply.
+    pub(crate) fn step_with<const D: usize>(
         &self,
         lr: LearningRate,
         tensor: Tensor<D>,
         grad: Tensor<D>,
-        state: Option<Self::State<D>>,
-    ) -> (Tensor<D>, Option<Self::State<D>>) {
-        let amsgrad = state
-            .as_ref()
-            .is_some_and(|s| s.momentum.max_moment_2.is_some());
-        if amsgrad || !crate::kernel::applies(&grad, &tensor) {
+        state: Option<AdamState<D>>,
+        decay: Option<DecayTerm>,
+    ) -> (Tensor<D>, Option<AdamState<D>>) {
+        if !self.fuses(&tensor, &grad, state.as_ref()) {
+            assert!(
+                decay.is_none(),
+                "callers check `fuses` before passing a decay term"
+            );
             return self.burn.step(lr, tensor, grad, state);
         }
         let device = grad.device();
@@ -132,11 +157,7 @@ impl Optimizer for FusedAdam {
         // Burn's scalars, computed as Burn computes them (f32).
         let t = time as i32;
         let bc2_sqrt = (1.0 - self.beta_2.powi(t)).sqrt();
-        let pass = AdamPass {
-            g: gs,
-            w: ws,
-            m: ms,
-            v: vs,
+        let scalars = AdamScalars {
             beta_1: self.beta_1,
             beta_2: self.beta_2,
             first: time == 1,
@@ -144,7 +165,38 @@ impl Optimizer for FusedAdam {
             eps: self.epsilon * bc2_sqrt,
             lr: lr as f32,
         };
-        pulp::Arch::new().dispatch(pass);
+        let bufs = AdamBuffers {
+            g: gs,
+            w: ws,
+            m: ms,
+            v: vs,
+        };
+        match decay {
+            None => adam_pass(bufs, scalars, |g, _| g),
+            Some(DecayTerm {
+                rel,
+                penalty,
+                scale,
+            }) => {
+                // One monomorphic loop per combination, as the decay's own pass.
+                use crate::kernel::{factor, sign};
+                let inv_alpha = rel.alpha().map_or(1.0, |a| (1.0 / a) as f32);
+                match (rel, penalty) {
+                    (Relevance::Exp { alpha }, Penalty::L2) => adam_pass(bufs, scalars, |g, w| {
+                        g + scale * factor(Relevance::Exp { alpha }, g, inv_alpha) * w
+                    }),
+                    (Relevance::Exp { alpha }, Penalty::L1) => adam_pass(bufs, scalars, |g, w| {
+                        g + scale * factor(Relevance::Exp { alpha }, g, inv_alpha) * sign(w)
+                    }),
+                    (r, Penalty::L2) => adam_pass(bufs, scalars, |g, w| {
+                        g + scale * factor(r, g, inv_alpha) * w
+                    }),
+                    (r, Penalty::L1) => adam_pass(bufs, scalars, |g, w| {
+                        g + scale * factor(r, g, inv_alpha) * sign(w)
+                    }),
+                }
+            }
+        }
         let moments = AdaptiveMomentumState::new(
             time,
             Tensor::from_data(m, &device),
@@ -152,20 +204,37 @@ impl Optimizer for FusedAdam {
         );
         (Tensor::from_data(w, &device), Some(AdamState::new(moments)))
     }
+}
+
+impl Optimizer for FusedAdam {
+    type State<const D: usize> = AdamState<D>;
+
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<D>, Option<Self::State<D>>) {
+        self.step_with(lr, tensor, grad, state, None)
+    }
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
         <Adam as Optimizer>::to_device(state, device)
     }
 }
 
-/// One Adam step over a parameter, as a `pulp` operation (compiled per instruction set). The
-/// arithmetic is Burn's, op by op and in its order, without fused multiply-adds, so the result
-/// is bit-identical to Burn's Adam on flex.
-struct AdamPass<'a> {
+/// The buffers of one Adam step: gradient (read), weight and both moments (updated).
+struct AdamBuffers<'a> {
     g: &'a [f32],
     w: &'a mut [f32],
     m: &'a mut [f32],
     v: &'a mut [f32],
+}
+
+/// The scalars of one Adam step, as Burn computes them.
+#[derive(Clone, Copy)]
+struct AdamScalars {
     beta_1: f32,
     beta_2: f32,
     /// The first step: Burn sets the moments from the gradient alone.
@@ -175,23 +244,42 @@ struct AdamPass<'a> {
     lr: f32,
 }
 
-impl pulp::WithSimd for AdamPass<'_> {
+fn adam_pass(bufs: AdamBuffers<'_>, scalars: AdamScalars, grad: impl Fn(f32, f32) -> f32) {
+    pulp::Arch::new().dispatch(AdamPass {
+        bufs,
+        scalars,
+        grad,
+    })
+}
+
+/// One Adam step over a parameter, as a `pulp` operation (compiled per instruction set).
+/// `grad(g, w)` is the gradient Adam sees (`g`, or `g` plus the decay term). The arithmetic is
+/// Burn's, op by op and in its order, without fused multiply-adds, so the result is
+/// bit-identical to Burn's Adam on flex.
+struct AdamPass<'a, F> {
+    bufs: AdamBuffers<'a>,
+    scalars: AdamScalars,
+    grad: F,
+}
+
+impl<F: Fn(f32, f32) -> f32> pulp::WithSimd for AdamPass<'_, F> {
     type Output = ();
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
         let Self {
-            g,
-            w,
-            m,
-            v,
+            bufs: AdamBuffers { g, w, m, v },
+            scalars,
+            grad,
+        } = self;
+        let AdamScalars {
             beta_1,
             beta_2,
             first,
             combined,
             eps,
             lr,
-        } = self;
+        } = scalars;
         let (f1, f2) = (1.0 - beta_1, 1.0 - beta_2);
         let entries = g
             .iter()
@@ -199,14 +287,16 @@ impl pulp::WithSimd for AdamPass<'_> {
             .zip(m.iter_mut().zip(v.iter_mut()));
         if first {
             for ((g, w), (m, v)) in entries {
-                *m = *g * f1;
-                *v = (*g * *g) * f2;
+                let g = grad(*g, *w);
+                *m = g * f1;
+                *v = (g * g) * f2;
                 *w -= ((*m * combined) / (v.sqrt() + eps)) * lr;
             }
         } else {
             for ((g, w), (m, v)) in entries {
-                *m = *m * beta_1 + *g * f1;
-                *v = *v * beta_2 + (*g * *g) * f2;
+                let g = grad(*g, *w);
+                *m = *m * beta_1 + g * f1;
+                *v = *v * beta_2 + (g * g) * f2;
                 *w -= ((*m * combined) / (v.sqrt() + eps)) * lr;
             }
         }
@@ -269,6 +359,45 @@ mod tests {
         let (theirs, _) = train(model.clone(), burn, 6);
         assert_eq!(weights(&ours), weights(&theirs));
         assert_ne!(weights(&ours), weights(&model)); // it did train
+    }
+
+    #[test]
+    fn the_decay_folded_into_the_pass_is_bit_identical_to_the_two_passes() {
+        use crate::{Coupling, Penalty, Relevance, SelectiveDecayConfig};
+        let model = start();
+        for (relevance, penalty) in [
+            (Relevance::Exp { alpha: 1.0 }, Penalty::L2),
+            (Relevance::Exp { alpha: 0.01 }, Penalty::L1),
+            (Relevance::Hyperbolic { alpha: 0.1 }, Penalty::L2),
+            (Relevance::Lobster, Penalty::L1),
+            (Relevance::Constant, Penalty::L2),
+        ] {
+            let decay = SelectiveDecayConfig::new()
+                .with_gamma(0.05)
+                .with_relevance(relevance)
+                .with_penalty(penalty);
+            let fused = decay.init(FusedAdamConfig::new().build(), &model).unwrap();
+            let (ours, _) = train(model.clone(), fused, 5);
+            let burn = decay.init(AdamConfig::new().build(), &model).unwrap();
+            let (theirs, _) = train(model.clone(), burn, 5);
+            assert_eq!(weights(&ours), weights(&theirs), "{relevance:?} {penalty:?}");
+            // The decay did act: without it the weights differ.
+            let (plain, _) = train(model.clone(), FusedAdamConfig::new().init(), 5);
+            assert_ne!(weights(&ours), weights(&plain), "{relevance:?} {penalty:?}");
+        }
+        // Decoupled decay keeps its own path around the fused Adam.
+        let decoupled = SelectiveDecayConfig::new().with_coupling(Coupling::Decoupled);
+        let (ours, _) = train(
+            model.clone(),
+            decoupled.init(FusedAdamConfig::new().build(), &model).unwrap(),
+            3,
+        );
+        let (theirs, _) = train(
+            model.clone(),
+            decoupled.init(AdamConfig::new().build(), &model).unwrap(),
+            3,
+        );
+        assert_eq!(weights(&ours), weights(&theirs));
     }
 
     #[test]

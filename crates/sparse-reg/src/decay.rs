@@ -1,12 +1,15 @@
 //! [`SelectiveDecay`]: the relevance-weighted weight decay wrapped around any Burn optimizer.
 
+use std::any::Any;
+
 use burn::module::Module;
-use burn::optim::{LearningRate, ModuleOptimizer, Optimizer};
+use burn::optim::{AdamState, LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
 
+use crate::adam::DecayTerm;
 use crate::{
-    ConfigError, Coupling, DecayClock, GammaSchedule, Penalty, Relevance, SelectiveDecayConfig,
-    select_params,
+    ConfigError, Coupling, DecayClock, FusedAdam, GammaSchedule, Penalty, Relevance,
+    SelectiveDecayConfig, select_params,
 };
 
 /// Any per-tensor Burn [`Optimizer`] with the relevance-weighted weight decay in front of it.
@@ -122,6 +125,14 @@ impl<O: Optimizer> SelectiveDecay<O> {
     }
 }
 
+/// `a` as `B`, where the two are the same type (checked at run time): the inner optimizer's
+/// state is `AdamState` exactly when the inner optimizer is a `FusedAdam`.
+fn same_type<A: 'static, B: 'static>(a: A) -> B {
+    *(Box::new(a) as Box<dyn Any>)
+        .downcast::<B>()
+        .unwrap_or_else(|_| unreachable!("FusedAdam's state is AdamState"))
+}
+
 impl<O: Optimizer> Optimizer for SelectiveDecay<O> {
     type State<const D: usize> = O::State<D>;
 
@@ -141,6 +152,25 @@ impl<O: Optimizer> Optimizer for SelectiveDecay<O> {
                 let scale = match self.penalty {
                     Penalty::L2 => 2.0 * gamma,
                     Penalty::L1 => gamma,
+                };
+                // Around sparse-reg's FusedAdam on a CPU backend, the decay term goes into
+                // Adam's own pass: one pass over memory instead of two, the same arithmetic.
+                let state = match (&self.inner as &dyn Any).downcast_ref::<FusedAdam>() {
+                    Some(adam) => {
+                        let adam_state: Option<AdamState<D>> = state.map(same_type);
+                        if adam.fuses(&tensor, &grad, adam_state.as_ref()) {
+                            let term = DecayTerm {
+                                rel: self.relevance,
+                                penalty: self.penalty,
+                                scale: scale as f32,
+                            };
+                            let (tensor, state) =
+                                adam.step_with(lr, tensor, grad, adam_state, Some(term));
+                            return (tensor, state.map(same_type));
+                        }
+                        adam_state.map(same_type)
+                    }
+                    None => state,
                 };
                 let (tensor, grad) = if crate::kernel::applies(&grad, &tensor) {
                     crate::kernel::fused(grad, tensor, self.relevance, self.penalty, scale)

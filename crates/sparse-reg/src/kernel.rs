@@ -40,8 +40,9 @@ pub(crate) fn exp_neg(x: f32) -> f32 {
     p * scale
 }
 
+/// The relevance factor `f(g)`; `inv_alpha` is `1 / alpha` (unused by the functions without one).
 #[inline(always)]
-fn factor(rel: Relevance, g: f32, inv_alpha: f32) -> f32 {
+pub(crate) fn factor(rel: Relevance, g: f32, inv_alpha: f32) -> f32 {
     match rel {
         Relevance::Exp { .. } => exp_neg(-g.abs() * inv_alpha),
         Relevance::Hyperbolic { .. } => 1.0 / (1.0 + g.abs() * inv_alpha),
@@ -94,21 +95,25 @@ impl pulp::WithSimd for Pass<'_> {
             };
         }
         let l2 = |w: f32| w;
-        let l1 = |w: f32| {
-            if w > 0.0 {
-                1.0
-            } else if w < 0.0 {
-                -1.0
-            } else {
-                0.0
-            }
-        };
+        let l1 = sign;
         match (rel, penalty) {
             (Relevance::Exp { alpha }, Penalty::L2) => run!(Relevance::Exp { alpha }, l2),
             (Relevance::Exp { alpha }, Penalty::L1) => run!(Relevance::Exp { alpha }, l1),
             (r, Penalty::L2) => run!(r, l2),
             (r, Penalty::L1) => run!(r, l1),
         }
+    }
+}
+
+/// `sign(w)` with `sign(0) = 0`: the L1 penalty's gradient.
+#[inline(always)]
+pub(crate) fn sign(w: f32) -> f32 {
+    if w > 0.0 {
+        1.0
+    } else if w < 0.0 {
+        -1.0
+    } else {
+        0.0
     }
 }
 
