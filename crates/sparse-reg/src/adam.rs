@@ -380,7 +380,11 @@ mod tests {
             let (ours, _) = train(model.clone(), fused, 5);
             let burn = decay.init(AdamConfig::new().build(), &model).unwrap();
             let (theirs, _) = train(model.clone(), burn, 5);
-            assert_eq!(weights(&ours), weights(&theirs), "{relevance:?} {penalty:?}");
+            assert_eq!(
+                weights(&ours),
+                weights(&theirs),
+                "{relevance:?} {penalty:?}"
+            );
             // The decay did act: without it the weights differ.
             let (plain, _) = train(model.clone(), FusedAdamConfig::new().init(), 5);
             assert_ne!(weights(&ours), weights(&plain), "{relevance:?} {penalty:?}");
@@ -389,7 +393,9 @@ mod tests {
         let decoupled = SelectiveDecayConfig::new().with_coupling(Coupling::Decoupled);
         let (ours, _) = train(
             model.clone(),
-            decoupled.init(FusedAdamConfig::new().build(), &model).unwrap(),
+            decoupled
+                .init(FusedAdamConfig::new().build(), &model)
+                .unwrap(),
             3,
         );
         let (theirs, _) = train(
