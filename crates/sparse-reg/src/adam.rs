@@ -171,32 +171,7 @@ impl FusedAdam {
             m: ms,
             v: vs,
         };
-        match decay {
-            None => adam_pass(bufs, scalars, |g, _| g),
-            Some(DecayTerm {
-                rel,
-                penalty,
-                scale,
-            }) => {
-                // One monomorphic loop per combination, as the decay's own pass.
-                use crate::kernel::{factor, sign};
-                let inv_alpha = rel.alpha().map_or(1.0, |a| (1.0 / a) as f32);
-                match (rel, penalty) {
-                    (Relevance::Exp { alpha }, Penalty::L2) => adam_pass(bufs, scalars, |g, w| {
-                        g + scale * factor(Relevance::Exp { alpha }, g, inv_alpha) * w
-                    }),
-                    (Relevance::Exp { alpha }, Penalty::L1) => adam_pass(bufs, scalars, |g, w| {
-                        g + scale * factor(Relevance::Exp { alpha }, g, inv_alpha) * sign(w)
-                    }),
-                    (r, Penalty::L2) => adam_pass(bufs, scalars, |g, w| {
-                        g + scale * factor(r, g, inv_alpha) * w
-                    }),
-                    (r, Penalty::L1) => adam_pass(bufs, scalars, |g, w| {
-                        g + scale * factor(r, g, inv_alpha) * sign(w)
-                    }),
-                }
-            }
-        }
+        run_pass(bufs, scalars, decay);
         let moments = AdaptiveMomentumState::new(
             time,
             Tensor::from_data(m, &device),
@@ -242,6 +217,38 @@ struct AdamScalars {
     combined: f32,
     eps: f32,
     lr: f32,
+}
+
+/// The pass over one parameter's buffers. Not generic: compiled (and optimised) in this crate,
+/// whatever profile the calling crate builds with (a generic body would be instantiated, and in
+/// a debug build left unoptimised, in the caller).
+fn run_pass(bufs: AdamBuffers<'_>, scalars: AdamScalars, decay: Option<DecayTerm>) {
+    match decay {
+        None => adam_pass(bufs, scalars, |g, _| g),
+        Some(DecayTerm {
+            rel,
+            penalty,
+            scale,
+        }) => {
+            // One monomorphic loop per combination, as the decay's own pass.
+            use crate::kernel::{factor, sign};
+            let inv_alpha = rel.alpha().map_or(1.0, |a| (1.0 / a) as f32);
+            match (rel, penalty) {
+                (Relevance::Exp { alpha }, Penalty::L2) => adam_pass(bufs, scalars, |g, w| {
+                    g + scale * factor(Relevance::Exp { alpha }, g, inv_alpha) * w
+                }),
+                (Relevance::Exp { alpha }, Penalty::L1) => adam_pass(bufs, scalars, |g, w| {
+                    g + scale * factor(Relevance::Exp { alpha }, g, inv_alpha) * sign(w)
+                }),
+                (r, Penalty::L2) => adam_pass(bufs, scalars, |g, w| {
+                    g + scale * factor(r, g, inv_alpha) * w
+                }),
+                (r, Penalty::L1) => adam_pass(bufs, scalars, |g, w| {
+                    g + scale * factor(r, g, inv_alpha) * sign(w)
+                }),
+            }
+        }
+    }
 }
 
 fn adam_pass(bufs: AdamBuffers<'_>, scalars: AdamScalars, grad: impl Fn(f32, f32) -> f32) {
