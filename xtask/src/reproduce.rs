@@ -504,21 +504,38 @@ fn report(args: &Args, out: &Path, records: &Path) -> Result<(String, usize), St
             "### {model}\n\n| method | runs | compression at the floor | test acc there | dense test acc | wall s |\n|---|---|---|---|---|---|\n"
         ));
         let pct = |v: f64| format!("{:.2} %", 100.0 * v);
-        let label_of = |label: &str, found: &[Outcome]| {
-            let partial: Vec<String> = found
+        // Unfinished runs are left out of the statistics once the row has a finished one; the
+        // label says how far they are.
+        let rows: Vec<(String, Vec<Outcome>, Vec<u64>)> = rows
+            .into_iter()
+            .map(|(label, found)| {
+                let partial: Vec<u64> = found.iter().filter_map(|o| o.partial_step).collect();
+                let finished = found.iter().any(|o| o.partial_step.is_none());
+                let kept = found
+                    .into_iter()
+                    .filter(|o| !finished || o.partial_step.is_none())
+                    .collect();
+                (label, kept, partial)
+            })
+            .collect();
+        let label_of = |label: &str, found: &[Outcome], partial: &[u64]| {
+            let steps = partial
                 .iter()
-                .filter_map(|o| o.partial_step.map(|s| s.to_string()))
-                .collect();
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
             if partial.is_empty() {
                 label.to_string()
+            } else if found.iter().all(|o| o.partial_step.is_some()) {
+                format!("{label} (unfinished: last checkpoint at step {steps})")
             } else {
                 format!(
-                    "{label} (unfinished: last checkpoint at step {})",
-                    partial.join(", ")
+                    "{label} (not counted: {} unfinished, last checkpoint at step {steps})",
+                    partial.len()
                 )
             }
         };
-        for (label, found) in &rows {
+        for (label, found, partial) in &rows {
             if found.is_empty() {
                 continue;
             }
@@ -528,7 +545,7 @@ fn report(args: &Args, out: &Path, records: &Path) -> Result<(String, usize), St
             };
             text.push_str(&format!(
                 "| {} | {} | {} | {} | {} | {} |\n",
-                label_of(label, found),
+                label_of(label, found, partial),
                 found.len(),
                 spread(&col(&|o| o.compression), |v| format!("{v:.0}x")),
                 spread(&col(&|o| o.test_at_best), pct),
@@ -541,7 +558,7 @@ fn report(args: &Args, out: &Path, records: &Path) -> Result<(String, usize), St
             LADDER.iter().map(|l| format!(" >= {l:.0}x |")).collect::<String>(),
             LADDER.iter().map(|_| "---|").collect::<String>()
         ));
-        for (label, found) in &rows {
+        for (label, found, partial) in &rows {
             if found.is_empty() {
                 continue;
             }
@@ -551,7 +568,7 @@ fn report(args: &Args, out: &Path, records: &Path) -> Result<(String, usize), St
                     format!(" {} |", spread(&v, pct))
                 })
                 .collect();
-            text.push_str(&format!("| {} |{cells}\n", label_of(label, found)));
+            text.push_str(&format!("| {} |{cells}\n", label_of(label, found, partial)));
         }
         text.push('\n');
     }
@@ -592,6 +609,72 @@ mod tests {
         std::fs::write(run.join(".lock"), std::process::id().to_string()).unwrap();
         assert_eq!(busy(&run), None, "this process");
         std::fs::remove_dir_all(&run).ok();
+    }
+
+    /// A LeNet run: checks at 10x and 100x (validation above the 0.9 floor), finished or not.
+    fn fake_lenet_run(dir: &Path, finished: bool, compression: f64) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(
+            dir.join("metrics.csv"),
+            "step,epoch,val_acc,test_acc,alive,sparsity,gamma\n\
+             250,1,0.95,0.94,100,0.9,0\n500,2,0.95,0.93,10,0.99,0\n",
+        )
+        .unwrap();
+        let best = format!(
+            r#"{{"compression": {compression}, "test_acc": 0.93, "remaining": 0.01, "step": 500, "val_acc": 0.95}}"#
+        );
+        std::fs::write(
+            dir.join("progress.json"),
+            format!(r#"{{"step": 500, "floor": 0.9, "dense_test": 0.95, "best": {best}}}"#),
+        )
+        .unwrap();
+        if finished {
+            std::fs::write(
+                dir.join("summary.json"),
+                format!(r#"{{"best": {best}, "dense_test_acc": 0.95, "wall_s": 10.0}}"#),
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn an_unfinished_run_is_not_counted_beside_finished_ones() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: Args,
+        }
+        let root = std::env::temp_dir().join(format!("xtask-lenet-{}", std::process::id()));
+        let (out, records) = (root.join("runs"), root.join("records"));
+        fake_lenet_run(&out.join("lenet5/magnitude-s1"), true, 100.0);
+        fake_lenet_run(&out.join("lenet5/magnitude-s2"), false, 2.0);
+        fake_lenet_run(&out.join("lenet5/l2-s1"), false, 3.0);
+        let args = Cli::parse_from([
+            "x",
+            "--models",
+            "lenet5",
+            "--methods",
+            "magnitude,l2",
+            "--seeds",
+            "1,2",
+            "--alphas",
+        ])
+        .args;
+        let (text, count) = report(&args, &out, &records).unwrap();
+        assert_eq!(count, 2, "{text}");
+        assert!(
+            text.contains(
+                "| Burn: magnitude (not counted: 1 unfinished, last checkpoint at step 500) | 1 \
+                 | 100x | 93.00 % |"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("| Burn: l2 (unfinished: last checkpoint at step 500) | 1 | 3x |"),
+            "{text}"
+        );
+        std::fs::remove_dir_all(&root).ok();
     }
 
     #[test]
