@@ -7,7 +7,9 @@
 //! `R = gamma * f(g) * w^2`, `f(g) = exp(-|g| / alpha)` and `g` held constant. Irrelevant
 //! entries (small `|g|`) get (almost) full L2 decay, relevant ones (almost) a plain update.
 //! [`SelectiveDecay`] forms `g + 2 * gamma * f(g) * w` elementwise from the one backward pass
-//! and feeds it to the wrapped optimizer (SGD, Adam, AdamW, RMSProp, ...).
+//! and feeds it to the wrapped optimizer (SGD, Adam, AdamW, RMSProp, ...). [`FusedAdam`] is
+//! Burn's Adam, bit for bit, as one pass on CPU backends; wrapped, it takes the decay term into
+//! that same pass.
 //!
 //! ```
 //! use burn::optim::AdamConfig;
