@@ -225,29 +225,16 @@ struct AdamScalars {
 fn run_pass(bufs: AdamBuffers<'_>, scalars: AdamScalars, decay: Option<DecayTerm>) {
     match decay {
         None => adam_pass(bufs, scalars, |g, _| g),
-        Some(DecayTerm {
-            rel,
-            penalty,
-            scale,
-        }) => {
-            // One monomorphic loop per combination, as the decay's own pass.
-            use crate::kernel::{factor, sign};
-            let inv_alpha = rel.alpha().map_or(1.0, |a| (1.0 / a) as f32);
-            match (rel, penalty) {
-                (Relevance::Exp { alpha }, Penalty::L2) => adam_pass(bufs, scalars, |g, w| {
-                    g + scale * factor(Relevance::Exp { alpha }, g, inv_alpha) * w
-                }),
-                (Relevance::Exp { alpha }, Penalty::L1) => adam_pass(bufs, scalars, |g, w| {
-                    g + scale * factor(Relevance::Exp { alpha }, g, inv_alpha) * sign(w)
-                }),
-                (r, Penalty::L2) => adam_pass(bufs, scalars, |g, w| {
-                    g + scale * factor(r, g, inv_alpha) * w
-                }),
-                (r, Penalty::L1) => adam_pass(bufs, scalars, |g, w| {
-                    g + scale * factor(r, g, inv_alpha) * sign(w)
-                }),
-            }
-        }
+        Some(d) => crate::kernel::with_decayed(d.rel, d.penalty, d.scale, AdamLoop(bufs, scalars)),
+    }
+}
+
+/// The Adam pass as a loop handed the decayed gradient.
+struct AdamLoop<'a>(AdamBuffers<'a>, AdamScalars);
+
+impl crate::kernel::DecayedLoop for AdamLoop<'_> {
+    fn run(self, decayed: impl Fn(f32, f32) -> f32) {
+        adam_pass(self.0, self.1, decayed)
     }
 }
 

@@ -125,14 +125,6 @@ impl<O: Optimizer> SelectiveDecay<O> {
     }
 }
 
-/// `a` as `B`, where the two are the same type (checked at run time): the inner optimizer's
-/// state is `AdamState` exactly when the inner optimizer is a `FusedAdam`.
-fn same_type<A: 'static, B: 'static>(a: A) -> B {
-    *(Box::new(a) as Box<dyn Any>)
-        .downcast::<B>()
-        .unwrap_or_else(|_| unreachable!("FusedAdam's state is AdamState"))
-}
-
 impl<O: Optimizer> Optimizer for SelectiveDecay<O> {
     type State<const D: usize> = O::State<D>;
 
@@ -155,23 +147,23 @@ impl<O: Optimizer> Optimizer for SelectiveDecay<O> {
                 };
                 // Around sparse-reg's FusedAdam on a CPU backend, the decay term goes into
                 // Adam's own pass: one pass over memory instead of two, the same arithmetic.
-                let state = match (&self.inner as &dyn Any).downcast_ref::<FusedAdam>() {
-                    Some(adam) => {
-                        let adam_state: Option<AdamState<D>> = state.map(same_type);
-                        if adam.fuses(&tensor, &grad, adam_state.as_ref()) {
-                            let term = DecayTerm {
-                                rel: self.relevance,
-                                penalty: self.penalty,
-                                scale: scale as f32,
-                            };
-                            let (tensor, state) =
-                                adam.step_with(lr, tensor, grad, adam_state, Some(term));
-                            return (tensor, state.map(same_type));
-                        }
-                        adam_state.map(same_type)
-                    }
-                    None => state,
-                };
+                // The inner optimizer's state is `AdamState` exactly when it is a `FusedAdam`:
+                // both are recovered by reference, without a copy or an allocation.
+                let mut state = state;
+                let adam = (&self.inner as &dyn Any).downcast_ref::<FusedAdam>();
+                let slot = (&mut state as &mut dyn Any).downcast_mut::<Option<AdamState<D>>>();
+                if let (Some(adam), Some(slot)) = (adam, slot)
+                    && adam.fuses(&tensor, &grad, slot.as_ref())
+                {
+                    let term = DecayTerm {
+                        rel: self.relevance,
+                        penalty: self.penalty,
+                        scale: scale as f32,
+                    };
+                    let (tensor, new) = adam.step_with(lr, tensor, grad, slot.take(), Some(term));
+                    *slot = new;
+                    return (tensor, state);
+                }
                 let (tensor, grad) = if crate::kernel::applies(&grad, &tensor) {
                     crate::kernel::fused(grad, tensor, self.relevance, self.penalty, scale)
                 } else {

@@ -52,55 +52,64 @@ pub(crate) fn factor(rel: Relevance, g: f32, inv_alpha: f32) -> f32 {
 }
 
 fn pass(grad: &mut [f32], weight: &[f32], rel: Relevance, penalty: Penalty, scale: f32) {
-    // Compiled once per instruction set and picked at run time (AVX2 + FMA where the CPU has
-    // it: twice the lanes of the x86-64 baseline's SSE2), so the loop vectorises wide.
-    pulp::Arch::new().dispatch(Pass {
-        grad,
-        weight,
-        rel,
-        penalty,
-        scale,
-    })
+    with_decayed(rel, penalty, scale, DecayLoop { grad, weight })
 }
 
-/// The fused pass, as a `pulp` operation (its body is compiled for each instruction set).
-struct Pass<'a> {
+/// A loop over one parameter that is handed the decayed gradient
+/// `(g, w) -> g + scale * f(g) * p(w)` (the decay's own pass, and FusedAdam's).
+pub(crate) trait DecayedLoop {
+    /// Run the loop with `decayed`.
+    fn run(self, decayed: impl Fn(f32, f32) -> f32);
+}
+
+/// Run `body` with the decayed gradient of `(rel, penalty, scale)`: one monomorphic closure per
+/// combination, so the loop that calls it stays branch-free and vectorises.
+pub(crate) fn with_decayed(rel: Relevance, penalty: Penalty, scale: f32, body: impl DecayedLoop) {
+    let inv_alpha = rel.alpha().map_or(1.0, |a| (1.0 / a) as f32);
+    match (rel, penalty) {
+        (Relevance::Exp { alpha }, Penalty::L2) => {
+            body.run(|g, w| g + scale * factor(Relevance::Exp { alpha }, g, inv_alpha) * w)
+        }
+        (Relevance::Exp { alpha }, Penalty::L1) => {
+            body.run(|g, w| g + scale * factor(Relevance::Exp { alpha }, g, inv_alpha) * sign(w))
+        }
+        (r, Penalty::L2) => body.run(|g, w| g + scale * factor(r, g, inv_alpha) * w),
+        (r, Penalty::L1) => body.run(|g, w| g + scale * factor(r, g, inv_alpha) * sign(w)),
+    }
+}
+
+/// The decay's own pass: the gradient replaced in place by the decayed one.
+struct DecayLoop<'a> {
     grad: &'a mut [f32],
     weight: &'a [f32],
-    rel: Relevance,
-    penalty: Penalty,
-    scale: f32,
 }
 
-impl pulp::WithSimd for Pass<'_> {
+impl DecayedLoop for DecayLoop<'_> {
+    fn run(self, decayed: impl Fn(f32, f32) -> f32) {
+        // Compiled once per instruction set and picked at run time (AVX2 + FMA where the CPU
+        // has it: twice the lanes of the x86-64 baseline's SSE2), so the loop vectorises wide.
+        pulp::Arch::new().dispatch(Pass {
+            grad: self.grad,
+            weight: self.weight,
+            decayed,
+        })
+    }
+}
+
+/// The decay's pass, as a `pulp` operation (its body is compiled for each instruction set).
+struct Pass<'a, F> {
+    grad: &'a mut [f32],
+    weight: &'a [f32],
+    decayed: F,
+}
+
+impl<F: Fn(f32, f32) -> f32> pulp::WithSimd for Pass<'_, F> {
     type Output = ();
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        let Self {
-            grad,
-            weight,
-            rel,
-            penalty,
-            scale,
-        } = self;
-        let inv_alpha = rel.alpha().map_or(1.0, |a| (1.0 / a) as f32);
-        // One monomorphic loop per combination keeps the body branch-free.
-        macro_rules! run {
-            ($rel:expr, $pen:expr) => {
-                for (g, w) in grad.iter_mut().zip(weight) {
-                    let f = factor($rel, *g, inv_alpha);
-                    *g += scale * f * $pen(*w);
-                }
-            };
-        }
-        let l2 = |w: f32| w;
-        let l1 = sign;
-        match (rel, penalty) {
-            (Relevance::Exp { alpha }, Penalty::L2) => run!(Relevance::Exp { alpha }, l2),
-            (Relevance::Exp { alpha }, Penalty::L1) => run!(Relevance::Exp { alpha }, l1),
-            (r, Penalty::L2) => run!(r, l2),
-            (r, Penalty::L1) => run!(r, l1),
+        for (g, w) in self.grad.iter_mut().zip(self.weight) {
+            *g = (self.decayed)(*g, *w);
         }
     }
 }
