@@ -385,7 +385,7 @@ fn train<M: ImageClassifier>(
     let decay = args
         .method
         .decay(args.gamma, args.alpha, steps_per_epoch)
-        .build(FusedAdamConfig::new().with_epsilon(1e-8).build())?;
+        .build(FusedAdamConfig::new().with_epsilon(1e-8).build()?)?;
     let total_steps = args.max_steps.unwrap_or(steps_per_epoch * epochs as u64);
     let schedule = args.method.schedule(
         every,
@@ -514,7 +514,10 @@ fn dense_phase<M: ImageClassifier>(
     let loss_fn = CrossEntropyLossConfig::new().init(device);
 
     // 1. Dense training (Adam, as the paper).
-    let mut optim: ModuleOptimizer = FusedAdamConfig::new().with_epsilon(1e-8).init();
+    let mut optim: ModuleOptimizer = FusedAdamConfig::new()
+        .with_epsilon(1e-8)
+        .init()
+        .map_err(|e| e.to_string())?;
     let mut guard = run::LossGuard::new(args.on_nonfinite);
     let mut step = 0;
     // (validation accuracy, epoch, model) of the epoch kept so far.

@@ -457,7 +457,7 @@ fn train(args: Args) -> Result<(), Error> {
         }
         None => {
             let mut model = model;
-            let mut optim: ModuleOptimizer = FusedAdamConfig::new().init();
+            let mut optim: ModuleOptimizer = FusedAdamConfig::new().init()?;
             let mut progress = ProgressLine::new(!args.quiet, args.dense_steps);
             let mut guard = run::LossGuard::new(args.on_nonfinite);
             for step in 0..args.dense_steps {
@@ -512,7 +512,7 @@ fn train(args: Args) -> Result<(), Error> {
     let decay = args
         .method
         .decay(args.gamma, args.alpha, (args.steps / 10).max(1))
-        .build(FusedAdamConfig::new().build())?;
+        .build(FusedAdamConfig::new().build()?)?;
     let total_steps = args.max_steps.unwrap_or(args.steps).min(args.steps);
     let schedule = args.method.schedule(
         args.every,

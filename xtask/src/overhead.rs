@@ -189,7 +189,10 @@ pub fn run(quick: bool) -> Vec<serde_json::Value> {
     emit(measure(
         "lenet300",
         "fused-adam",
-        variants(LeNet300::new(&device), FusedAdamConfig::new().build()),
+        variants(
+            LeNet300::new(&device),
+            FusedAdamConfig::new().build().expect("valid Adam"),
+        ),
         reps,
         steps300,
         &device,
@@ -213,7 +216,10 @@ pub fn run(quick: bool) -> Vec<serde_json::Value> {
     emit(measure(
         "lenet5",
         "fused-adam",
-        variants(LeNet5::new(&device), FusedAdamConfig::new().build()),
+        variants(
+            LeNet5::new(&device),
+            FusedAdamConfig::new().build().expect("valid Adam"),
+        ),
         reps,
         steps5,
         &device,

@@ -145,7 +145,9 @@ fn adam() -> burn::optim::Adam {
 }
 
 fn fused_adam() -> sparse_reg::FusedAdam {
-    sparse_reg::FusedAdamConfig::new().build()
+    sparse_reg::FusedAdamConfig::new()
+        .build()
+        .expect("valid Adam")
 }
 
 fn sgd() -> burn::optim::Sgd {

@@ -15,7 +15,7 @@ use burn::optim::{
 };
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::{Penalty, Relevance};
+use crate::{ConfigError, Penalty, Relevance};
 
 /// Configuration of [`FusedAdam`]; the fields and defaults of Burn's `AdamConfig` (without
 /// weight decay, gradient clipping or amsgrad: wrap it in a
@@ -29,7 +29,7 @@ use crate::{Penalty, Relevance};
 ///
 /// let device = Device::flex().autodiff();
 /// let mut model = LinearConfig::new(8, 4).init(&device);
-/// let mut optim = FusedAdamConfig::new().with_epsilon(1e-8).init();
+/// let mut optim = FusedAdamConfig::new().with_epsilon(1e-8).init().unwrap();
 /// let x = Tensor::<2>::random([16, 8], Distribution::Default, &device);
 /// let loss = model.forward(x).powi_scalar(2).mean();
 /// let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -50,9 +50,33 @@ pub struct FusedAdamConfig {
 }
 
 impl FusedAdamConfig {
-    /// The per-tensor optimizer (e.g. to wrap in a [`SelectiveDecay`](crate::SelectiveDecay)).
-    pub fn build(&self) -> FusedAdam {
-        FusedAdam {
+    /// Check every field; the error names the field and the accepted range.
+    ///
+    /// ```
+    /// use sparse_reg::FusedAdamConfig;
+    /// let err = FusedAdamConfig::new().with_beta_2(1.0).validate().unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "invalid FusedAdamConfig.beta_2: expected a number in [0, 1), got 1"
+    /// );
+    /// ```
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (field, beta) in [("beta_1", self.beta_1), ("beta_2", self.beta_2)] {
+            if !(0.0..1.0).contains(&beta) {
+                return Err(ConfigError::new(
+                    format!("FusedAdamConfig.{field}"),
+                    format!("expected a number in [0, 1), got {beta}"),
+                ));
+            }
+        }
+        ConfigError::positive("FusedAdamConfig.epsilon", self.epsilon as f64)
+    }
+
+    /// Validate, and the per-tensor optimizer (e.g. to wrap in a
+    /// [`SelectiveDecay`](crate::SelectiveDecay)).
+    pub fn build(&self) -> Result<FusedAdam, ConfigError> {
+        self.validate()?;
+        Ok(FusedAdam {
             beta_1: self.beta_1,
             beta_2: self.beta_2,
             epsilon: self.epsilon,
@@ -61,12 +85,12 @@ impl FusedAdamConfig {
                 .with_beta_2(self.beta_2)
                 .with_epsilon(self.epsilon)
                 .build(),
-        }
+        })
     }
 
-    /// A [`ModuleOptimizer`] over every parameter of a module.
-    pub fn init(&self) -> ModuleOptimizer {
-        ModuleOptimizer::from(self.build())
+    /// Validate, and a [`ModuleOptimizer`] over every parameter of a module.
+    pub fn init(&self) -> Result<ModuleOptimizer, ConfigError> {
+        Ok(ModuleOptimizer::from(self.build()?))
     }
 }
 
@@ -347,7 +371,7 @@ mod tests {
     #[test]
     fn bit_identical_to_burns_adam() {
         let model = start();
-        let fused = FusedAdamConfig::new().with_epsilon(1e-8).init();
+        let fused = FusedAdamConfig::new().with_epsilon(1e-8).init().unwrap();
         let (ours, _) = train(model.clone(), fused, 6);
         let burn = AdamConfig::new().with_epsilon(1e-8).init();
         let (theirs, _) = train(model.clone(), burn, 6);
@@ -370,7 +394,9 @@ mod tests {
                 .with_gamma(0.05)
                 .with_relevance(relevance)
                 .with_penalty(penalty);
-            let fused = decay.init(FusedAdamConfig::new().build(), &model).unwrap();
+            let fused = decay
+                .init(FusedAdamConfig::new().build().unwrap(), &model)
+                .unwrap();
             let (ours, _) = train(model.clone(), fused, 5);
             let burn = decay.init(AdamConfig::new().build(), &model).unwrap();
             let (theirs, _) = train(model.clone(), burn, 5);
@@ -380,7 +406,7 @@ mod tests {
                 "{relevance:?} {penalty:?}"
             );
             // The decay did act: without it the weights differ.
-            let (plain, _) = train(model.clone(), FusedAdamConfig::new().init(), 5);
+            let (plain, _) = train(model.clone(), FusedAdamConfig::new().init().unwrap(), 5);
             assert_ne!(weights(&ours), weights(&plain), "{relevance:?} {penalty:?}");
         }
         // Decoupled decay keeps its own path around the fused Adam.
@@ -388,7 +414,7 @@ mod tests {
         let (ours, _) = train(
             model.clone(),
             decoupled
-                .init(FusedAdamConfig::new().build(), &model)
+                .init(FusedAdamConfig::new().build().unwrap(), &model)
                 .unwrap(),
             3,
         );
@@ -401,11 +427,25 @@ mod tests {
     }
 
     #[test]
+    fn bad_fields_are_errors_naming_the_field() {
+        let err = |c: FusedAdamConfig| c.build().unwrap_err().to_string();
+        assert_eq!(
+            err(FusedAdamConfig::new().with_beta_1(-0.1)),
+            "invalid FusedAdamConfig.beta_1: expected a number in [0, 1), got -0.1"
+        );
+        assert_eq!(
+            err(FusedAdamConfig::new().with_epsilon(0.0)),
+            "invalid FusedAdamConfig.epsilon: expected a finite number > 0, got 0"
+        );
+        assert!(FusedAdamConfig::new().with_beta_2(f32::NAN).init().is_err());
+    }
+
+    #[test]
     fn its_state_loads_into_burns_adam_and_back() {
         let dir = std::env::temp_dir().join(format!("fused-adam-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("optim.bpk");
-        let (model, optim) = train(start(), FusedAdamConfig::new().init(), 3);
+        let (model, optim) = train(start(), FusedAdamConfig::new().init().unwrap(), 3);
         optim.save(&file).unwrap();
         // Continue with Burn's Adam from the fused state, and with the fused one: the same.
         let device = model.weight.val().device();
@@ -418,7 +458,7 @@ mod tests {
             weights(&optim.step(3e-3, model, grads))
         };
         let burn = AdamConfig::new().init().load(&file).unwrap();
-        let fused = FusedAdamConfig::new().init().load(&file).unwrap();
+        let fused = FusedAdamConfig::new().init().unwrap().load(&file).unwrap();
         assert_eq!(step(burn), step(fused));
         std::fs::remove_dir_all(&dir).unwrap();
     }
