@@ -2,9 +2,10 @@
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::relu;
+
+use crate::max_pool2x2_relu;
 use burn::tensor::{Device, Tensor};
 
 /// A model that maps images `[batch, channels, height, width]` to class logits
@@ -70,8 +71,9 @@ impl LeNet300 {
 /// LeNet-5, Caffe's sizes (conv 20 5x5, max-pool 2, conv 50 5x5, max-pool 2, fc 500, fc 10:
 /// 431,080 parameters, the paper's model) with a ReLU after each convolution and after fc 500,
 /// as in the PyTorch reference (`../shared/reference/torch_reference.py`); Caffe's own
-/// prototxt has no ReLU after its convolutions. The ReLU is applied after the max-pool, which
-/// gives the same values (max-pooling and ReLU commute) on a quarter of the entries.
+/// prototxt has no ReLU after its convolutions. Each max-pool and the ReLU after it run as one op,
+/// [`max_pool2x2_relu`](crate::max_pool2x2_relu): the values and gradients of
+/// `relu(max_pool2d(x))`, in one pass each on flex.
 ///
 /// ```
 /// use burn::module::Module;
@@ -93,7 +95,6 @@ pub struct LeNet5 {
     pub fc1: Linear,
     /// 500 -> 10.
     pub fc2: Linear,
-    pool: MaxPool2d,
 }
 
 impl LeNet5 {
@@ -104,18 +105,14 @@ impl LeNet5 {
             conv2: Conv2dConfig::new([20, 50], [5, 5]).init(device),
             fc1: LinearConfig::new(800, 500).init(device),
             fc2: LinearConfig::new(500, 10).init(device),
-            pool: MaxPool2dConfig::new([2, 2]).init(),
         }
     }
 
     /// Logits for images `[batch, 1, 28, 28]`.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         // Same weights and values as `self.conv1.forward(images)`, ~3x faster on flex.
-        let x = relu(
-            self.pool
-                .forward(crate::conv2d_unfolded(&self.conv1, images)),
-        );
-        let x = relu(self.pool.forward(self.conv2.forward(x)));
+        let x = max_pool2x2_relu(crate::conv2d_unfolded(&self.conv1, images));
+        let x = max_pool2x2_relu(self.conv2.forward(x));
         let x = x.flatten::<2>(1, 3);
         self.fc2.forward(relu(self.fc1.forward(x)))
     }

@@ -3,12 +3,14 @@
 #![warn(missing_docs)]
 
 mod lenet;
+mod pool;
 mod resnet;
 mod transformer;
 mod unfold_conv;
 mod vgg;
 
 pub use lenet::{ImageClassifier, LeNet5, LeNet300};
+pub use pool::max_pool2x2_relu;
 pub use resnet::{BasicBlock, ResNet, ResNetConfig, Shortcut};
 pub use transformer::{Block, TransformerLm, TransformerLmConfig};
 pub use unfold_conv::conv2d_unfolded;
