@@ -52,6 +52,7 @@ mod flex {
     use burn::backend::tensor::FloatTensor;
     use burn::backend::{Autodiff, Backend, Dispatch, DispatchDevice, Flex, TensorMetadata};
     use burn::tensor::{Device, Shape, Tensor, TensorData};
+    use rayon::prelude::*;
 
     /// Whether `device` is flex's (with or without autodiff).
     pub(super) fn is_flex(device: &Device) -> bool {
@@ -117,13 +118,15 @@ mod flex {
             let ([planes, h, w], out_shape) = dims(&shape);
             let x = x.as_slice::<f32>().expect("an f32 tensor");
             let (ho, wo) = (h / 2, w / 2);
-            let mut out = Vec::with_capacity(planes * ho * wo);
-            for p in 0..planes {
-                for i in 0..ho {
+            let mut out = vec![0.0f32; planes * ho * wo];
+            out.par_chunks_mut(ho * wo).enumerate().for_each(|(p, out)| {
+                for (i, out) in out.chunks_exact_mut(wo).enumerate() {
                     let row = p * h * w + 2 * i * w;
-                    out.extend((0..wo).map(|j| relu_value(winner(x, row + 2 * j, w).1)));
+                    for (j, o) in out.iter_mut().enumerate() {
+                        *o = relu_value(winner(x, row + 2 * j, w).1);
+                    }
                 }
-            }
+            });
             Flex::float_from_data(TensorData::new(out, out_shape), &device)
         }
 
@@ -136,21 +139,22 @@ mod flex {
             let (x, grad) = (contiguous(x), contiguous(grad));
             let (x, grad) = (x.as_slice::<f32>(), grad.as_slice::<f32>());
             let (x, grad) = (x.expect("an f32 tensor"), grad.expect("an f32 tensor"));
-            let ([planes, h, w], _) = dims(&shape);
+            let ([_, h, w], _) = dims(&shape);
             let (ho, wo) = (h / 2, w / 2);
             let mut dx = vec![0.0f32; x.len()];
-            for p in 0..planes {
+            dx.par_chunks_mut(h * w).enumerate().for_each(|(p, dx)| {
+                let x = &x[p * h * w..][..h * w];
                 for i in 0..ho {
-                    let row = p * h * w + 2 * i * w;
                     let g = &grad[(p * ho + i) * wo..][..wo];
                     for (j, &g) in g.iter().enumerate() {
-                        let (off, v) = winner(x, row + 2 * j, w);
+                        let top = 2 * i * w + 2 * j;
+                        let (off, v) = winner(x, top, w);
                         if v > 0.0 {
-                            dx[row + 2 * j + off] = g;
+                            dx[top + off] = g;
                         }
                     }
                 }
-            }
+            });
             Flex::float_from_data(TensorData::new(dx, shape), &device)
         }
     }
