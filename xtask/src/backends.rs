@@ -32,6 +32,24 @@ impl ImageClassifier for LeNet5Conv2d {
     }
 }
 
+/// LeNet-5 as shipped but for its max-pools: Burn's `max_pool2d` then `relu` instead of the
+/// fused `max_pool2x2_relu` (the first convolution stays unfolded).
+#[derive(burn::module::Module, Debug)]
+struct LeNet5BurnPool {
+    net: LeNet5,
+}
+
+impl ImageClassifier for LeNet5BurnPool {
+    fn logits(&self, images: Tensor<4>) -> Tensor<2> {
+        use burn::tensor::activation::relu;
+        let pool = burn::nn::pool::MaxPool2dConfig::new([2, 2]).init();
+        let n = &self.net;
+        let x = relu(pool.forward(sparse_models::conv2d_unfolded(&n.conv1, images)));
+        let x = relu(pool.forward(n.conv2.forward(x)));
+        n.fc2.forward(relu(n.fc1.forward(x.flatten::<2>(1, 3))))
+    }
+}
+
 /// One backend's contestant: the masked model with the method's optimizer, and its batch.
 struct Lane<M> {
     backend: &'static str,
@@ -137,6 +155,47 @@ fn compare<M: ImageClassifier>(
     out
 }
 
+/// On flex alone: LeNet-5's training step as shipped against the same model through Burn's
+/// own ops for what this project replaced (the max-pools; the max-pools and the first
+/// convolution), repetitions interleaved in one process.
+fn flex_variants(reps: usize, steps: usize) -> serde_json::Value {
+    let device = Device::flex().autodiff();
+    let mut shipped = Lane::new("flex", device.clone(), LeNet5::new);
+    let mut burn_pool = Lane::new("flex", device.clone(), |d: &Device| LeNet5BurnPool {
+        net: LeNet5::new(d),
+    });
+    let mut burn_all = Lane::new("flex", device, |d: &Device| LeNet5Conv2d {
+        net: LeNet5::new(d),
+    });
+    let (mut a, mut b, mut c) = (vec![], vec![], vec![]);
+    shipped.train_steps(2);
+    burn_pool.train_steps(2);
+    burn_all.train_steps(2);
+    for _ in 0..reps {
+        a.push(shipped.train_steps(steps));
+        b.push(burn_pool.train_steps(steps));
+        c.push(burn_all.train_steps(steps));
+    }
+    let over = |t: &[f64]| -> Vec<f64> { t.iter().zip(&a).map(|(x, s)| x / s).collect() };
+    let (rb, rc) = (over(&b), over(&c));
+    json!({
+        "bench": "flex-variants",
+        "model": "lenet5",
+        "optimizer": "adam + selective decay + masks (50 %)",
+        "batch": 100,
+        "threads": bench_threads(),
+        "reps": reps,
+        "steps_per_rep": steps,
+        "shipped_train_ms": median(a.clone()),
+        "burn_pool_train_ms": median(b.clone()),
+        "burn_pool_over_shipped": median(rb.clone()),
+        "burn_pool_over_shipped_min_max": min_max(&rb),
+        "burn_ops_train_ms": median(c.clone()),
+        "burn_ops_over_shipped": median(rc.clone()),
+        "burn_ops_over_shipped_min_max": min_max(&rc),
+    })
+}
+
 /// Run the benchmark; returns the JSON lines (also printed).
 pub fn run(quick: bool) -> Vec<serde_json::Value> {
     let (reps, steps300, steps5) = if quick { (3, 5, 1) } else { (9, 30, 4) };
@@ -152,6 +211,7 @@ pub fn run(quick: bool) -> Vec<serde_json::Value> {
             reps,
             steps5,
         ),
+        flex_variants(reps, steps5),
     ] {
         println!("{line}");
         lines.push(line);

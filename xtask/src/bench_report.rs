@@ -128,7 +128,7 @@ pub fn render(dir: &Path) -> String {
     if !backends.is_empty() {
         out.push_str("### CPU backends: flex against ndarray (`cargo xtask bench backends`)\n\n");
         out.push_str("| model | threads | flex train ms | ndarray train ms | ndarray / flex train | flex forward ms | ndarray forward ms | ndarray / flex forward |\n|---|---|---|---|---|---|---|---|\n");
-        for v in &backends {
+        for v in backends.iter().filter(|v| v["bench"] == "backends") {
             let mm = |k: &str| min_max(v, k);
             out.push_str(&format!(
                 "| {} | {} | {} | {} | {} [{}] | {} | {} | {} [{}] |\n",
@@ -142,6 +142,29 @@ pub fn render(dir: &Path) -> String {
                 f(v, "ndarray_forward_ms", 2),
                 f(v, "ndarray_over_flex_forward", 2),
                 mm("ndarray_over_flex_forward_min_max"),
+            ));
+        }
+        out.push('\n');
+    }
+    let variants: Vec<&Value> = backends
+        .iter()
+        .filter(|v| v["bench"] == "flex-variants")
+        .collect();
+    if !variants.is_empty() {
+        out.push_str("LeNet-5 on flex, as shipped against Burn's own ops for what this project replaced (training step with the method, same process, interleaved):\n\n");
+        out.push_str("| model | threads | shipped ms | Burn's max-pool + relu ms | / shipped | Burn's pool and `Conv2d` conv1 ms | / shipped |\n|---|---|---|---|---|---|---|\n");
+        for v in variants {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} [{}] | {} | {} [{}] |\n",
+                v["model"].as_str().unwrap_or("?"),
+                v["threads"],
+                f(v, "shipped_train_ms", 2),
+                f(v, "burn_pool_train_ms", 2),
+                f(v, "burn_pool_over_shipped", 2),
+                min_max(v, "burn_pool_over_shipped_min_max"),
+                f(v, "burn_ops_train_ms", 2),
+                f(v, "burn_ops_over_shipped", 2),
+                min_max(v, "burn_ops_over_shipped_min_max"),
             ));
         }
         out.push('\n');
