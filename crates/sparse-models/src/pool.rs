@@ -12,10 +12,10 @@
 //! maximum, as in flex's pool; a window whose maximum is not above 0 passes no gradient, as
 //! through `relu`. So the gradients are those of `relu(max_pool2d(x))` entry for entry.
 
+use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
 use burn::tensor::module::max_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
-use burn::tensor::Tensor;
 
 /// `relu(max_pool2d(x, [2, 2], [2, 2]))` on `[batch, channels, height, width]` (an odd last
 /// row or column is dropped, as Burn's pool does). On flex (with or without autodiff) it runs
@@ -119,14 +119,16 @@ mod flex {
             let x = x.as_slice::<f32>().expect("an f32 tensor");
             let (ho, wo) = (h / 2, w / 2);
             let mut out = vec![0.0f32; planes * ho * wo];
-            out.par_chunks_mut(ho * wo).enumerate().for_each(|(p, out)| {
-                for (i, out) in out.chunks_exact_mut(wo).enumerate() {
-                    let row = p * h * w + 2 * i * w;
-                    for (j, o) in out.iter_mut().enumerate() {
-                        *o = relu_value(winner(x, row + 2 * j, w).1);
+            out.par_chunks_mut(ho * wo)
+                .enumerate()
+                .for_each(|(p, out)| {
+                    for (i, out) in out.chunks_exact_mut(wo).enumerate() {
+                        let row = p * h * w + 2 * i * w;
+                        for (j, o) in out.iter_mut().enumerate() {
+                            *o = relu_value(winner(x, row + 2 * j, w).1);
+                        }
                     }
-                }
-            });
+                });
             Flex::float_from_data(TensorData::new(out, out_shape), &device)
         }
 
