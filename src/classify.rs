@@ -223,9 +223,11 @@ impl Check {
     /// let check = Check { step: 250, epoch: 0.5, val_acc: 0.92, test_acc: 0.91 };
     /// let (mut csv, mut best) = (Vec::new(), None::<Best>);
     /// let report = check.record(&model, 1e-3, 0.9, &mut csv, &mut best).unwrap();
-    /// assert_eq!(report.sparsity(), 0.0);
+    /// // A fresh model: (almost) no weight is exactly 0 (a random init can draw a 0).
+    /// assert!(report.sparsity() < 1e-4);
     /// let row = String::from_utf8(csv).unwrap();
-    /// assert_eq!(row, "250,0.500,0.92000,0.91000,266610,0.000000,1.000e-3\n");
+    /// assert!(row.starts_with("250,0.500,0.92000,0.91000,2666"), "{row}");
+    /// assert!(row.ends_with(",1.000e-3\n"), "{row}");
     /// assert_eq!(best.unwrap().step, 250);
     /// ```
     pub fn record<M: Module>(
