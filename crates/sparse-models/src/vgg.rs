@@ -1,13 +1,13 @@
 //! VGG-16 for CIFAR-10: 13 convolutions 3x3 with BatchNorm, 5 max-pools, a 512 -> 10 head.
+//! Each max-pool and the ReLU before it run as [`max_pool2x2_relu`] (one op on flex).
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use crate::ImageClassifier;
+use crate::{ImageClassifier, max_pool2x2_relu};
 
 /// Output channels of the 13 convolutions; a max-pool follows the ones marked `true`.
 const LAYERS: [(usize, bool); 13] = [
@@ -46,7 +46,12 @@ impl ConvBn {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.bn.forward(self.conv.forward(x)))
+        relu(self.pre_activation(x))
+    }
+
+    /// Convolution and BatchNorm, before the ReLU.
+    fn pre_activation(&self, x: Tensor<4>) -> Tensor<4> {
+        self.bn.forward(self.conv.forward(x))
     }
 }
 
@@ -68,7 +73,6 @@ pub struct Vgg16 {
     pub features: Vec<ConvBn>,
     /// 512 -> classes.
     pub head: Linear,
-    pool: MaxPool2d,
 }
 
 impl Vgg16 {
@@ -86,7 +90,6 @@ impl Vgg16 {
         Self {
             features,
             head: LinearConfig::new(512, classes).init(device),
-            pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
         }
     }
 
@@ -94,10 +97,11 @@ impl Vgg16 {
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         let mut x = images;
         for (block, (_, pool)) in self.features.iter().zip(LAYERS) {
-            x = block.forward(x);
-            if pool {
-                x = self.pool.forward(x);
-            }
+            // A max-pool and the ReLU before it commute: one fused op on flex.
+            x = match pool {
+                true => max_pool2x2_relu(block.pre_activation(x)),
+                false => block.forward(x),
+            };
         }
         self.head.forward(x.flatten(1, 3))
     }
@@ -106,5 +110,40 @@ impl Vgg16 {
 impl ImageClassifier for Vgg16 {
     fn logits(&self, images: Tensor<4>) -> Tensor<2> {
         self.forward(images)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+    use burn::tensor::module::max_pool2d;
+    use burn::tensor::ops::MaxPoolOptions;
+
+    /// VGG-16 as Burn's own layers compute it: ReLU, then `max_pool2d`.
+    fn burn_forward(model: &Vgg16, images: Tensor<4>) -> Tensor<2> {
+        let mut x = images;
+        for (block, (_, pool)) in model.features.iter().zip(LAYERS) {
+            x = block.forward(x);
+            if pool {
+                x = max_pool2d(x, MaxPoolOptions::new([2, 2]).with_stride([2, 2]));
+            }
+        }
+        model.head.forward(x.flatten(1, 3))
+    }
+
+    #[test]
+    fn fused_pools_give_burns_values_and_gradients() {
+        let device = Device::flex().autodiff();
+        let model = Vgg16::new(10, &device);
+        let x = Tensor::<4>::random([2, 3, 32, 32], Distribution::Default, &device);
+        let ours = model.forward(x.clone());
+        let theirs = burn_forward(&model, x);
+        assert_eq!(ours.to_data(), theirs.to_data());
+        let (g1, g2) = (ours.sum().backward(), theirs.sum().backward());
+        let w = &model.features[0].conv.weight;
+        let (g1, g2) = (w.grad(&g1).unwrap(), w.grad(&g2).unwrap());
+        assert_eq!(g1.to_data(), g2.to_data());
+        assert!(g1.abs().sum().into_scalar::<f32>() > 0.0);
     }
 }
