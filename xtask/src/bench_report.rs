@@ -5,6 +5,18 @@ use std::path::Path;
 
 use serde_json::Value;
 
+/// A ratio with its per-repetition range `[min-max]` when recorded (`KEY_min_max`).
+fn ratio(v: &Value, key: &str) -> String {
+    match v[format!("{key}_min_max")].as_array() {
+        Some(_) => format!(
+            "{} [{}]",
+            f(v, key, 2),
+            min_max(v, &format!("{key}_min_max"))
+        ),
+        None => f(v, key, 2),
+    }
+}
+
 fn lines(dir: &Path, name: &str) -> Vec<Value> {
     std::fs::read_to_string(dir.join(format!("{name}.json")))
         .unwrap_or_default()
@@ -57,7 +69,7 @@ pub fn render(dir: &Path) -> String {
         out.push_str(&format!("Burn against PyTorch: skipped ({skip}).\n\n"));
     } else if !torch.is_empty() {
         out.push_str("### Burn flex against PyTorch CPU (`cargo xtask bench torch`)\n\n");
-        out.push_str("| model | optimizer | threads | Burn dense ms | PyTorch dense ms | Burn / PyTorch dense | Burn + method ms | PyTorch fused ms | PyTorch authors ms | Burn method / PyTorch fused | / authors |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+        out.push_str("| model | optimizer | threads | Burn dense ms | PyTorch dense ms | Burn / PyTorch dense [per repetition] | Burn + method ms | PyTorch fused ms | PyTorch authors ms | Burn method / PyTorch fused [per repetition] | / authors |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
         for v in &torch {
             out.push_str(&format!(
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
@@ -66,11 +78,11 @@ pub fn render(dir: &Path) -> String {
                 v["threads"],
                 f(v, "burn_dense_ms", 2),
                 f(v, "torch_dense_ms", 2),
-                f(v, "burn_over_torch_dense", 2),
+                ratio(v, "burn_over_torch_dense"),
                 f(v, "burn_method_ms", 2),
                 f(v, "torch_fused_ms", 2),
                 f(v, "torch_authors_ms", 2),
-                f(v, "burn_method_over_torch_fused", 2),
+                ratio(v, "burn_method_over_torch_fused"),
                 f(v, "burn_method_over_torch_authors", 2),
             ));
         }

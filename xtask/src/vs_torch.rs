@@ -12,7 +12,7 @@ use burn::tensor::Device;
 use serde_json::{Value, json};
 use sparse_models::{ImageClassifier, LeNet5, LeNet300};
 
-use crate::overhead::{measure, median, variants};
+use crate::overhead::{measure, median, min_max, variants};
 
 fn torch_step_ms(
     script: &Path,
@@ -93,13 +93,30 @@ pub fn run(quick: bool, script: &Path) -> Vec<Value> {
                 ("fused", &mut fused),
                 ("authors", &mut authors),
             ] {
-                if let Some(ms) =
-                    torch_step_ms(script, threads, model, torch_optim, mode, torch_steps)
-                {
-                    into.push(ms);
-                }
+                let ms = torch_step_ms(script, threads, model, torch_optim, mode, torch_steps);
+                into.push(ms.unwrap_or(f64::NAN));
             }
         }
+        // Each repetition's Burn run and PyTorch runs follow each other: their ratio, per
+        // repetition, shows how far the machine drifted (the headline is medians' ratio).
+        let paired = |burn: &[f64], torch: &[f64]| -> Vec<f64> {
+            burn.iter()
+                .zip(torch)
+                .map(|(b, t)| b / t)
+                .filter(|r| r.is_finite())
+                .collect()
+        };
+        let (pd, pf) = (paired(&bare, &dense), paired(&method, &fused));
+        let range = |v: &[f64]| {
+            if v.is_empty() {
+                json!(null)
+            } else {
+                json!(min_max(v))
+            }
+        };
+        dense.retain(|x| x.is_finite());
+        fused.retain(|x| x.is_finite());
+        authors.retain(|x| x.is_finite());
         let m = |v: &Vec<f64>| {
             if v.is_empty() {
                 f64::NAN
@@ -121,7 +138,9 @@ pub fn run(quick: bool, script: &Path) -> Vec<Value> {
             "torch_fused_ms": f,
             "torch_authors_ms": a,
             "burn_over_torch_dense": b / d,
+            "burn_over_torch_dense_min_max": range(&pd),
             "burn_method_over_torch_fused": bm / f,
+            "burn_method_over_torch_fused_min_max": range(&pf),
             "burn_method_over_torch_authors": bm / a,
         });
         println!("{v}");
