@@ -1,5 +1,10 @@
 //! Models for the sparse-burn examples and benchmarks: the paper's LeNet-300-100 and LeNet-5,
-//! and VGG-16 and ResNet-(6n+2) for CIFAR-10.
+//! VGG-16 and ResNet-(6n+2) for CIFAR-10, and the Transformer language model of the text
+//! example. Two ops make the convolutional models faster on Burn's flex CPU backend with the
+//! same values and gradients as Burn's own layers: [`conv2d_unfolded`] (a first convolution
+//! whose input needs no gradient, as one matrix product) and [`max_pool2x2_relu`] (a 2x2
+//! max-pool and the ReLU around it as one op with its own backward pass, a Burn backend
+//! extension); on other backends they run Burn's ops.
 #![warn(missing_docs)]
 
 mod lenet;
