@@ -7,10 +7,14 @@
 //!     cargo run --release --example lenet -- --method magnitude   # baseline: gamma = 0
 //!     cargo run --release --example lenet --features wgpu  # on the GPU backend
 //!
+//!     cargo run --release --example lenet -- --finetune-epochs 5   # then fine-tune, masks frozen
+//!
 //! The run directory (`--out`) receives config.json, metrics.csv (one row per prune check),
-//! accuracy.png (test accuracy against compression), checkpoint/ (for --resume) and
-//! summary.json (the sparsest checkpoint whose validation accuracy passes the floor, with its
-//! test accuracy). Validation images come from the training set, never from the test set.
+//! accuracy.png (test accuracy against compression), checkpoint/ (for --resume), best/ (the
+//! model, masks included, of the sparsest checkpoint whose validation accuracy passes the
+//! floor) and summary.json (that checkpoint with its test accuracy; with --finetune-epochs,
+//! also the fine-tuned model's, whose per-epoch rows are in finetune.csv). Validation images
+//! come from the training set, never from the test set.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -115,6 +119,10 @@ struct Args {
     /// Prune check every E optimizer steps [paper: 250; embedded subset: 25].
     #[arg(long)]
     every: Option<u64>,
+    /// After the pruning phase, this many epochs of plain Adam on the sparsest checkpoint
+    /// above the floor: masks frozen, no decay, no pruning (the authors' option; 0: none).
+    #[arg(long, default_value_t = 0)]
+    finetune_epochs: usize,
     /// Fraction p of the alive weights removed per prune [paper: 0.04; embedded subset: 0.1].
     #[arg(long)]
     fraction: Option<f64>,
@@ -457,6 +465,9 @@ fn train<M: ImageClassifier>(
             last_val = check.val_acc;
             progress.clear();
             let report = check.record(&model, decay.gamma(), floor, &mut csv, &mut best)?;
+            if best.as_ref().is_some_and(|b| b.step == step) {
+                save_best(&args.out, &model)?; // the reported model, masks included
+            }
             let (m, event) = pruner.step(model, step, Some(check.val_acc))?;
             model = m;
             let record = Progress {
@@ -474,10 +485,26 @@ fn train<M: ImageClassifier>(
     progress.clear();
     let report = SparsityReport::of(&model);
     println!("\nfinal model:\n{report}\n");
+    // 3. Optional fine-tuning of the reported checkpoint, masks frozen.
+    let finetuned = match (args.finetune_epochs, &best) {
+        (0, _) => None,
+        (_, None) => {
+            println!("no checkpoint above the floor: nothing to fine-tune");
+            None
+        }
+        (_, Some(_)) => {
+            let start = model
+                .clone()
+                .try_load_file(args.out.join("best/model.bpk"))
+                .map_err(|e| format!("{}/best/model.bpk: {e}", args.out.display()))?;
+            Some(finetune_phase(start, &args, &train, &val, &test, &device)?)
+        }
+    };
     let summary = serde_json::json!({
         "dense_test_acc": dense_test,
         "dense_val_acc": dense_val,
         "best": best,
+        "finetuned": finetuned,
         "final": { "remaining": 1.0 - report.sparsity(), "test_acc": accuracy(&model, &test, &device) },
         "steps": step,
         "wall_s": started.elapsed().as_secs_f64(),
@@ -498,6 +525,108 @@ fn train<M: ImageClassifier>(
     );
     println!("results in {}", args.out.display());
     Ok(())
+}
+
+/// Write the model of the sparsest checkpoint above the floor to `out/best/model.bpk`
+/// (through a temporary file: an interrupted write leaves the previous one).
+fn save_best<M: ImageClassifier>(out: &std::path::Path, model: &M) -> Result<(), String> {
+    let dir = out.join("best");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let tmp = dir.join("model.tmp.bpk");
+    model
+        .clone()
+        .save_file(&tmp)
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let file = dir.join("model.bpk");
+    std::fs::rename(&tmp, &file).map_err(|e| format!("{}: {e}", file.display()))
+}
+
+/// The fine-tuned model's record in `summary.json`: the epoch with the best validation
+/// accuracy (the test set chooses nothing), and the last one.
+#[derive(Serialize)]
+struct Finetuned {
+    epochs: usize,
+    /// The epoch kept (1-based): the best on validation.
+    epoch: usize,
+    remaining: f64,
+    compression: f64,
+    val_acc: f64,
+    test_acc: f64,
+    last_val_acc: f64,
+    last_test_acc: f64,
+}
+
+/// `--finetune-epochs` of plain Adam (no decay, no pruning) on `model`, whose masks stay as
+/// they are; one row per epoch in `finetune.csv`. Deterministic from its start, so a run
+/// resumed after the pruning phase repeats it exactly.
+fn finetune_phase<M: ImageClassifier>(
+    mut model: M,
+    args: &Args,
+    train: &Data,
+    val: &Data,
+    test: &Data,
+    device: &Device,
+) -> Result<Finetuned, Box<dyn std::error::Error>> {
+    let loss_fn = CrossEntropyLossConfig::new().init(device);
+    let mut optim: ModuleOptimizer = FusedAdamConfig::new().with_epsilon(1e-8).init()?;
+    let mut guard = run::LossGuard::new(args.on_nonfinite);
+    let csv_path = args.out.join("finetune.csv");
+    let mut csv = run::open_metrics(&csv_path, "epoch,val_acc,test_acc,alive,sparsity", None)?;
+    let (mut step, mut kept, mut last) = (0u64, None::<Finetuned>, (0.0, 0.0));
+    for epoch in 1..=args.finetune_epochs {
+        let order = sparse_data::epoch_order(train.len(), args.seed ^ (1 << 20 | epoch as u64));
+        for b in order.chunks_exact(args.batch) {
+            let (x, y) = train.batch(b, device);
+            let loss = loss_fn.forward(model.logits(x), y);
+            step += 1;
+            let value = loss.clone().into_scalar::<f64>();
+            if !guard.check(step, value, &args.out)? {
+                continue;
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(args.lr, model, grads);
+        }
+        let report = SparsityReport::of(&model);
+        let (val_acc, test_acc) = (
+            accuracy(&model, val, device),
+            accuracy(&model, test, device),
+        );
+        use std::io::Write;
+        writeln!(
+            csv,
+            "{epoch},{val_acc:.5},{test_acc:.5},{},{:.6}",
+            report.nonzeros(),
+            report.sparsity()
+        )?;
+        println!(
+            "fine-tune epoch {epoch:3}: validation {:.2} %, test {:.2} %, {:.3} % of the weights left",
+            100.0 * val_acc,
+            100.0 * test_acc,
+            100.0 * (1.0 - report.sparsity())
+        );
+        last = (val_acc, test_acc);
+        if kept.as_ref().is_none_or(|k| val_acc > k.val_acc) {
+            kept = Some(Finetuned {
+                epochs: args.finetune_epochs,
+                epoch,
+                remaining: 1.0 - report.sparsity(),
+                compression: report.compression(),
+                val_acc,
+                test_acc,
+                last_val_acc: 0.0,
+                last_test_acc: 0.0,
+            });
+        }
+    }
+    let mut kept = kept.ok_or("--finetune-epochs: no epoch ran")?;
+    (kept.last_val_acc, kept.last_test_acc) = last;
+    println!(
+        "fine-tuned: epoch {} kept (the best on validation), validation {:.2} %, test {:.2} %",
+        kept.epoch,
+        100.0 * kept.val_acc,
+        100.0 * kept.test_acc
+    );
+    Ok(kept)
 }
 
 /// Dense training (Adam, as the paper); returns the model of the epoch `--dense-keep` picks,
