@@ -567,7 +567,6 @@ fn finetune_phase<M: ImageClassifier>(
     test: &Data,
     device: &Device,
 ) -> Result<Finetuned, Box<dyn std::error::Error>> {
-    let loss_fn = CrossEntropyLossConfig::new().init(device);
     let mut optim: ModuleOptimizer = FusedAdamConfig::new().with_epsilon(1e-8).init()?;
     let mut guard = run::LossGuard::new(args.on_nonfinite);
     let csv_path = args.out.join("finetune.csv");
@@ -575,17 +574,9 @@ fn finetune_phase<M: ImageClassifier>(
     let (mut step, mut kept, mut last) = (0u64, None::<Finetuned>, (0.0, 0.0));
     for epoch in 1..=args.finetune_epochs {
         let order = sparse_data::epoch_order(train.len(), args.seed ^ (1 << 20 | epoch as u64));
-        for b in order.chunks_exact(args.batch) {
-            let (x, y) = train.batch(b, device);
-            let loss = loss_fn.forward(model.logits(x), y);
-            step += 1;
-            let value = loss.clone().into_scalar::<f64>();
-            if !guard.check(step, value, &args.out)? {
-                continue;
-            }
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(args.lr, model, grads);
-        }
+        model = plain_epoch(
+            model, &mut optim, &mut guard, &mut step, &order, args, train, device,
+        )?;
         let report = SparsityReport::of(&model);
         let (val_acc, test_acc) = (
             accuracy(&model, val, device),
@@ -629,6 +620,35 @@ fn finetune_phase<M: ImageClassifier>(
     Ok(kept)
 }
 
+/// One epoch of plain training (no decay, no pruning) over `train` in `order`, batches of
+/// `--batch`; `step` counts optimizer steps across epochs for the loss guard. Used by the
+/// dense phase and the fine-tuning phase.
+#[allow(clippy::too_many_arguments)]
+fn plain_epoch<M: ImageClassifier>(
+    mut model: M,
+    optim: &mut ModuleOptimizer,
+    guard: &mut run::LossGuard,
+    step: &mut u64,
+    order: &[usize],
+    args: &Args,
+    train: &Data,
+    device: &Device,
+) -> Result<M, String> {
+    let loss_fn = CrossEntropyLossConfig::new().init(device);
+    for b in order.chunks_exact(args.batch) {
+        let (x, y) = train.batch(b, device);
+        let loss = loss_fn.forward(model.logits(x), y);
+        *step += 1;
+        let value = loss.clone().into_scalar::<f64>();
+        if !guard.check(*step, value, &args.out)? {
+            continue;
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(args.lr, model, grads); // moved, not cloned: no weight copies
+    }
+    Ok(model)
+}
+
 /// Dense training (Adam, as the paper); returns the model of the epoch `--dense-keep` picks,
 /// that epoch (1-based) and its validation and test accuracy.
 fn dense_phase<M: ImageClassifier>(
@@ -640,8 +660,6 @@ fn dense_phase<M: ImageClassifier>(
     test: &Data,
     device: &Device,
 ) -> Result<(M, usize, f64, f64), String> {
-    let loss_fn = CrossEntropyLossConfig::new().init(device);
-
     // 1. Dense training (Adam, as the paper).
     let mut optim: ModuleOptimizer = FusedAdamConfig::new()
         .with_epsilon(1e-8)
@@ -653,20 +671,10 @@ fn dense_phase<M: ImageClassifier>(
     let mut kept: Option<(f64, usize, M)> = None;
     for epoch in 1..=dense_epochs {
         let order = sparse_data::epoch_order(train.len(), args.seed ^ epoch as u64);
-        for b in order.chunks_exact(args.batch) {
-            let (x, y) = train.batch(b, device);
-            let loss = loss_fn.forward(model.logits(x), y);
-            step += 1;
-            let value = loss.clone().into_scalar::<f64>();
-            if !guard
-                .check(step, value, &args.out)
-                .map_err(|e| format!("dense phase: {e}"))?
-            {
-                continue;
-            }
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(args.lr, model, grads); // moved, not cloned: no weight copies
-        }
+        model = plain_epoch(
+            model, &mut optim, &mut guard, &mut step, &order, args, train, device,
+        )
+        .map_err(|e| format!("dense phase: {e}"))?;
         let val_acc = accuracy(&model, val, device);
         println!("dense epoch {epoch:3}: validation {:.2} %", 100.0 * val_acc);
         let better = kept.as_ref().is_none_or(|(v, _, _)| val_acc > *v);

@@ -13,38 +13,37 @@ use sparse_reg::SelectiveDecayConfig;
 
 use crate::overhead::{bench_threads, half_pruned, median, min_max};
 
-/// LeNet-5 with its first convolution through `Conv2d::forward` rather than the unfold +
-/// matmul path the model takes (which is tuned for flex), so that ndarray is measured on
-/// both.
+/// LeNet-5 through Burn's own ops where the model has its own: `max_pool2d` then `relu`
+/// instead of the fused `max_pool2x2_relu`, and, with `conv2d_conv1`, the first convolution
+/// through `Conv2d::forward` rather than the unfold + matmul path (tuned for flex), so that
+/// ndarray is measured on both.
 #[derive(burn::module::Module, Debug)]
-struct LeNet5Conv2d {
+struct LeNet5BurnOps {
     net: LeNet5,
+    #[module(skip)]
+    conv2d_conv1: bool,
 }
 
-impl ImageClassifier for LeNet5Conv2d {
-    fn logits(&self, images: Tensor<4>) -> Tensor<2> {
-        use burn::tensor::activation::relu;
-        let pool = burn::nn::pool::MaxPool2dConfig::new([2, 2]).init();
-        let n = &self.net;
-        let x = relu(pool.forward(n.conv1.forward(images)));
-        let x = relu(pool.forward(n.conv2.forward(x)));
-        n.fc2.forward(relu(n.fc1.forward(x.flatten::<2>(1, 3))))
+impl LeNet5BurnOps {
+    fn new(device: &Device, conv2d_conv1: bool) -> Self {
+        Self {
+            net: LeNet5::new(device),
+            conv2d_conv1,
+        }
     }
 }
 
-/// LeNet-5 as shipped but for its max-pools: Burn's `max_pool2d` then `relu` instead of the
-/// fused `max_pool2x2_relu` (the first convolution stays unfolded).
-#[derive(burn::module::Module, Debug)]
-struct LeNet5BurnPool {
-    net: LeNet5,
-}
-
-impl ImageClassifier for LeNet5BurnPool {
+impl ImageClassifier for LeNet5BurnOps {
     fn logits(&self, images: Tensor<4>) -> Tensor<2> {
         use burn::tensor::activation::relu;
         let pool = burn::nn::pool::MaxPool2dConfig::new([2, 2]).init();
         let n = &self.net;
-        let x = relu(pool.forward(sparse_models::conv2d_unfolded(&n.conv1, images)));
+        let conv1 = if self.conv2d_conv1 {
+            n.conv1.forward(images)
+        } else {
+            sparse_models::conv2d_unfolded(&n.conv1, images)
+        };
+        let x = relu(pool.forward(conv1));
         let x = relu(pool.forward(n.conv2.forward(x)));
         n.fc2.forward(relu(n.fc1.forward(x.flatten::<2>(1, 3))))
     }
@@ -161,12 +160,10 @@ fn compare<M: ImageClassifier>(
 fn flex_variants(reps: usize, steps: usize) -> serde_json::Value {
     let device = Device::flex().autodiff();
     let mut shipped = Lane::new("flex", device.clone(), LeNet5::new);
-    let mut burn_pool = Lane::new("flex", device.clone(), |d: &Device| LeNet5BurnPool {
-        net: LeNet5::new(d),
+    let mut burn_pool = Lane::new("flex", device.clone(), |d: &Device| {
+        LeNet5BurnOps::new(d, false)
     });
-    let mut burn_all = Lane::new("flex", device, |d: &Device| LeNet5Conv2d {
-        net: LeNet5::new(d),
-    });
+    let mut burn_all = Lane::new("flex", device, |d: &Device| LeNet5BurnOps::new(d, true));
     let (mut a, mut b, mut c) = (vec![], vec![], vec![]);
     shipped.train_steps(2);
     burn_pool.train_steps(2);
@@ -205,9 +202,7 @@ pub fn run(quick: bool) -> Vec<serde_json::Value> {
         compare("lenet5", LeNet5::new, reps, steps5),
         compare(
             "lenet5 (conv1 as Conv2d)",
-            |d: &Device| LeNet5Conv2d {
-                net: LeNet5::new(d),
-            },
+            |d: &Device| LeNet5BurnOps::new(d, true),
             reps,
             steps5,
         ),
