@@ -30,6 +30,7 @@ use sparse_examples::progress::ProgressLine;
 use sparse_examples::run;
 use sparse_models::{ImageClassifier, ResNetConfig, Vgg16};
 use sparse_prune::{Floor, PrunerConfig, SparsityReport};
+use sparse_reg::FusedSgdConfig;
 
 #[derive(Clone, Copy, Debug, PartialEq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -413,9 +414,10 @@ fn train<M: ImageClassifier>(
         .decay(args.gamma, args.alpha, steps_per_epoch)
         .with_params(params.clone())
         .build(
-            SgdConfig::new()
+            // Burn's SGD with momentum, bit for bit, as one pass on CPU backends.
+            FusedSgdConfig::new()
                 .with_momentum(Some(MomentumConfig::new().with_dampening(0.0)))
-                .build(),
+                .build()?,
         )?;
     // The learning-rate and gmp schedules span --epochs; --max-steps only stops early (so a
     // run stopped and resumed follows the same schedule as an uninterrupted one).

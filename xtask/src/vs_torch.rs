@@ -12,7 +12,7 @@ use burn::tensor::Device;
 use serde_json::{Value, json};
 use sparse_models::{ImageClassifier, LeNet5, LeNet300};
 
-use crate::overhead::{measure, median, min_max, variants};
+use crate::overhead::{fused_sgd, measure, median, min_max, variants};
 
 fn torch_step_ms(
     script: &Path,
@@ -58,13 +58,15 @@ pub fn run(quick: bool, script: &Path) -> Vec<Value> {
     device.seed(0);
     let reps = if quick { 1 } else { 3 };
     let mut lines = Vec::new();
-    // `fused-adam`: Burn with sparse-reg's FusedAdam (the same update, one pass) against
-    // PyTorch's Adam.
+    // `fused-sgd` / `fused-adam`: Burn with sparse-reg's FusedSgd / FusedAdam (the same update,
+    // one pass) against PyTorch's SGD / Adam.
     for (model, optim) in [
         ("lenet300", "sgd"),
+        ("lenet300", "fused-sgd"),
         ("lenet300", "adam"),
         ("lenet300", "fused-adam"),
         ("lenet5", "sgd"),
+        ("lenet5", "fused-sgd"),
         ("lenet5", "adam"),
         ("lenet5", "fused-adam"),
     ] {
@@ -74,15 +76,23 @@ pub fn run(quick: bool, script: &Path) -> Vec<Value> {
             (_, false) => (10, 30),
             (_, true) => (2, 5),
         };
-        let torch_optim = if optim == "sgd" { "sgd" } else { "adam" };
+        let torch_optim = if optim.ends_with("sgd") {
+            "sgd"
+        } else {
+            "adam"
+        };
         let (mut bare, mut method) = (Vec::new(), Vec::new());
         let (mut dense, mut fused, mut authors) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..reps {
             let r = match (model, optim) {
                 ("lenet300", "sgd") => bench(LeNet300::new(&device), sgd(), burn_steps, &device),
+                ("lenet300", "fused-sgd") => {
+                    bench(LeNet300::new(&device), fused_sgd(), burn_steps, &device)
+                }
                 ("lenet300", "adam") => bench(LeNet300::new(&device), adam(), burn_steps, &device),
                 ("lenet300", _) => bench(LeNet300::new(&device), fused_adam(), burn_steps, &device),
                 (_, "sgd") => bench(LeNet5::new(&device), sgd(), burn_steps, &device),
+                (_, "fused-sgd") => bench(LeNet5::new(&device), fused_sgd(), burn_steps, &device),
                 (_, "adam") => bench(LeNet5::new(&device), adam(), burn_steps, &device),
                 _ => bench(LeNet5::new(&device), fused_adam(), burn_steps, &device),
             };
@@ -128,7 +138,11 @@ pub fn run(quick: bool, script: &Path) -> Vec<Value> {
         let v = json!({
             "bench": "vs_torch",
             "model": model,
-            "optimizer": if optim == "sgd" { "sgd-momentum" } else { optim },
+            "optimizer": match optim {
+                "sgd" => "sgd-momentum",
+                "fused-sgd" => "fused-sgd-momentum",
+                other => other,
+            },
             "batch": 100,
             "threads": threads,
             "reps": reps,

@@ -8,8 +8,8 @@ use burn::tensor::{Device, Tensor};
 
 use crate::adam::DecayTerm;
 use crate::{
-    ConfigError, Coupling, DecayClock, FusedAdam, GammaSchedule, Penalty, Relevance,
-    SelectiveDecayConfig, select_params,
+    ConfigError, Coupling, DecayClock, FusedAdam, FusedSgd, FusedSgdState, GammaSchedule, Penalty,
+    Relevance, SelectiveDecayConfig, select_params,
 };
 
 /// Any per-tensor Burn [`Optimizer`] with the relevance-weighted weight decay in front of it.
@@ -161,6 +161,21 @@ impl<O: Optimizer> Optimizer for SelectiveDecay<O> {
                         scale: scale as f32,
                     };
                     let (tensor, new) = adam.step_with(lr, tensor, grad, slot.take(), Some(term));
+                    *slot = new;
+                    return (tensor, state);
+                }
+                // The same for sparse-reg's FusedSgd, whose state is its own `FusedSgdState`.
+                let sgd = (&self.inner as &dyn Any).downcast_ref::<FusedSgd>();
+                let slot = (&mut state as &mut dyn Any).downcast_mut::<Option<FusedSgdState<D>>>();
+                if let (Some(sgd), Some(slot)) = (sgd, slot)
+                    && sgd.fuses(&tensor, &grad)
+                {
+                    let term = DecayTerm {
+                        rel: self.relevance,
+                        penalty: self.penalty,
+                        scale: scale as f32,
+                    };
+                    let (tensor, new) = sgd.step_with(lr, tensor, grad, slot.take(), Some(term));
                     *slot = new;
                     return (tensor, state);
                 }

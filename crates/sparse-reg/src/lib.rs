@@ -7,9 +7,9 @@
 //! `R = gamma * f(g) * w^2`, `f(g) = exp(-|g| / alpha)` and `g` held constant. Irrelevant
 //! entries (small `|g|`) get (almost) full L2 decay, relevant ones (almost) a plain update.
 //! [`SelectiveDecay`] forms `g + 2 * gamma * f(g) * w` elementwise from the one backward pass
-//! and feeds it to the wrapped optimizer (SGD, Adam, AdamW, RMSProp, ...). [`FusedAdam`] is
-//! Burn's Adam, bit for bit, as one pass on CPU backends; wrapped, it takes the decay term into
-//! that same pass.
+//! and feeds it to the wrapped optimizer (SGD, Adam, AdamW, RMSProp, ...). [`FusedAdam`] and
+//! [`FusedSgd`] are Burn's Adam and SGD (with momentum), bit for bit, as one pass on CPU
+//! backends; wrapped, they take the decay term into that same pass.
 //!
 //! ```
 //! use burn::optim::AdamConfig;
@@ -37,6 +37,7 @@ mod kernel;
 mod params;
 mod relevance;
 mod schedule;
+mod sgd;
 
 pub use adam::{FusedAdam, FusedAdamConfig};
 pub use config::{Coupling, Penalty, SelectiveDecayConfig};
@@ -45,3 +46,4 @@ pub use error::ConfigError;
 pub use params::{ParamInfo, float_params, is_running_statistic, select_params};
 pub use relevance::Relevance;
 pub use schedule::{ClockState, DecayClock, GammaSchedule};
+pub use sgd::{FusedSgd, FusedSgdConfig, FusedSgdState};
