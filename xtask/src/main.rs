@@ -1,6 +1,7 @@
 //! Project tasks. `cargo xtask bench overhead [--quick]`: the cost of the method per step;
 //! `cargo xtask reproduce lenet|text`: the results tables of docs/RESULTS.md.
 
+mod allocator;
 mod backends;
 mod bench_report;
 mod export;
@@ -78,6 +79,9 @@ fn main() {
     let cli = Cli::parse();
     match cli.command {
         Command::Bench { which, quick } => {
+            if let Some(code) = allocator::rerun_steady() {
+                std::process::exit(code);
+            }
             let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
             let script = root.join("../shared/reference/torch_reference.py");
             let all = matches!(which, Which::All);

@@ -147,6 +147,10 @@ pub fn measure<M: ImageClassifier>(
             let r = ratio(i);
             out[format!("ratio_{}", v.name.replace('+', "_"))] = json!(median(r.clone()));
             out[format!("ratio_{}_min_max", v.name.replace('+', "_"))] = json!(min_max(&r));
+            // The ratio of the fastest repetitions: noise on these machines only ever adds
+            // time, so each contestant's minimum is the estimate least disturbed by it.
+            out[format!("ratio_{}_of_minima", v.name.replace('+', "_"))] =
+                json!(min_max(&times[i])[0] / min_max(&times[0])[0]);
         }
     }
     out
@@ -159,7 +163,7 @@ pub fn run(quick: bool) -> Vec<serde_json::Value> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let machine = json!({"bench": "machine", "cpus": threads, "os": std::env::consts::OS, "arch": std::env::consts::ARCH});
+    let machine = json!({"bench": "machine", "cpus": threads, "os": std::env::consts::OS, "arch": std::env::consts::ARCH, "allocator": std::env::var_os("MALLOC_MMAP_THRESHOLD_").map(|_| crate::allocator::settings())});
     println!("{machine}");
     let mut lines = vec![machine];
     let sgd = || {

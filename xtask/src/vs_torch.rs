@@ -56,7 +56,7 @@ pub fn run(quick: bool, script: &Path) -> Vec<Value> {
     let threads = crate::overhead::bench_threads();
     let device = Device::flex().autodiff();
     device.seed(0);
-    let reps = if quick { 1 } else { 3 };
+    let reps = if quick { 1 } else { 5 };
     let mut lines = Vec::new();
     // `fused-sgd` / `fused-adam`: Burn with sparse-reg's FusedSgd / FusedAdam (the same update,
     // one pass) against PyTorch's SGD / Adam.
