@@ -15,26 +15,22 @@ use std::process::Command;
 use serde_json::Value;
 
 /// What to run.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Clone, Debug)]
 pub struct Args {
     /// MNIST-format data (the full Fashion-MNIST from Debian's `dataset-fashion-mnist`).
     #[arg(long, default_value = "/usr/share/datasets/fashion-mnist")]
     pub data_dir: PathBuf,
     /// Models, comma separated.
-    #[arg(long, value_delimiter = ',', default_value = "lenet5,lenet300")]
+    #[arg(long, value_delimiter = ',', default_value = MODELS)]
     pub models: Vec<String>,
     /// Methods of the example (`--method`), comma separated.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "relevance,magnitude,l2,l1,lobster,gmp"
-    )]
+    #[arg(long, value_delimiter = ',', default_value = METHODS)]
     pub methods: Vec<String>,
     /// Seeds, comma separated (each seed: its own dense start, split and shuffles).
-    #[arg(long, value_delimiter = ',', default_value = "1,2,3,4,5")]
+    #[arg(long, value_delimiter = ',', default_value = SEEDS)]
     pub seeds: Vec<u64>,
     /// Extra alpha values for the paper method (alpha sweep), comma separated.
-    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "0.1,0.01,0.001")]
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = ALPHAS)]
     pub alphas: Vec<f64>,
     /// Dense epochs and epochs with the method (the paper: 14 and 75).
     #[arg(long, default_value_t = 14)]
@@ -64,6 +60,41 @@ pub struct Args {
     pub report_only: bool,
 }
 
+/// The whole grid: the defaults of `--models`, `--methods`, `--seeds` and `--alphas`.
+const MODELS: &str = "lenet5,lenet300";
+const METHODS: &str = "relevance,magnitude,l2,l1,lobster,gmp";
+const SEEDS: &str = "1,2,3,4,5";
+const ALPHAS: &str = "0.1,0.01,0.001";
+
+/// `defaults` (comma separated), then whatever of `named` they lack.
+pub(crate) fn union<T: PartialEq + Clone + std::str::FromStr>(
+    defaults: &str,
+    named: &[T],
+) -> Vec<T> {
+    let mut all: Vec<T> = defaults.split(',').filter_map(|v| v.parse().ok()).collect();
+    for v in named {
+        if !all.contains(v) {
+            all.push(v.clone());
+        }
+    }
+    all
+}
+
+impl Args {
+    /// The scope of docs/RESULTS.md's tables: the whole grid plus whatever this invocation
+    /// names. An invocation that runs part of the grid (one seed, some methods) rewrites the
+    /// document at its end, and must not drop the other results from it.
+    pub fn whole_grid(&self) -> Args {
+        Args {
+            models: union(MODELS, &self.models),
+            methods: union(METHODS, &self.methods),
+            seeds: union(SEEDS, &self.seeds),
+            alphas: union(ALPHAS, &self.alphas),
+            ..self.clone()
+        }
+    }
+}
+
 /// Run the grid (skipping what is done), then write the tables.
 pub fn run(args: &Args, root: &Path) -> Result<(), String> {
     let out = root.join(&args.out);
@@ -89,7 +120,7 @@ pub fn run(args: &Args, root: &Path) -> Result<(), String> {
             }
         }
     }
-    let (tables, found) = report(args, &out, &records)?;
+    let (tables, found) = report(&args.whole_grid(), &out, &records)?;
     if found == 0 {
         return Err(format!(
             "no runs under {} and no records under {}: docs/RESULTS.md is left as it is",
@@ -674,6 +705,40 @@ mod tests {
             text.contains("| Burn: l2 (unfinished: last checkpoint at step 500) | 1 | 3x |"),
             "{text}"
         );
+        std::fs::remove_dir_all(&root).ok();
+    }
+
+    #[test]
+    fn a_run_of_part_of_the_grid_reports_the_whole_grid() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: Args,
+        }
+        let root = std::env::temp_dir().join(format!("xtask-grid-{}", std::process::id()));
+        let (out, records) = (root.join("runs"), root.join("records"));
+        // Recorded by earlier invocations, and one still under the run directory.
+        fake_lenet_run(&records.join("lenet5/relevance-s1"), true, 400.0);
+        fake_lenet_run(&records.join("lenet300/l2-s3"), true, 200.0);
+        fake_lenet_run(&out.join("lenet5/l2-s4"), true, 370.0);
+        // An invocation that ran LeNet-5's L2 on seed 4 only, and one with an extra seed.
+        let args = Cli::parse_from(["x", "--models", "lenet5", "--methods", "l2", "--seeds", "4"])
+            .args
+            .whole_grid();
+        assert_eq!(args.models, ["lenet5", "lenet300"]);
+        assert_eq!(args.seeds, [1, 2, 3, 4, 5]);
+        assert_eq!(args.alphas, [0.1, 0.01, 0.001]);
+        let (text, count) = report(&args, &out, &records).unwrap();
+        assert_eq!(count, 3, "{text}");
+        assert!(text.contains("| Burn: relevance | 1 | 400x |"), "{text}");
+        assert!(text.contains("### lenet300"), "{text}");
+        assert!(text.contains("| Burn: l2 | 1 | 200x |"), "{text}");
+        let extra = Cli::parse_from(["x", "--seeds", "7", "--methods", "relevance,new"])
+            .args
+            .whole_grid();
+        assert_eq!(extra.seeds, [1, 2, 3, 4, 5, 7]);
+        assert_eq!(extra.methods.last().map(String::as_str), Some("new"));
         std::fs::remove_dir_all(&root).ok();
     }
 

@@ -15,13 +15,13 @@ use std::process::Command;
 use crate::reproduce::{busy, launch, spread};
 
 /// What to run.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Clone, Debug)]
 pub struct Args {
     /// Methods (`--method` of the example), comma separated.
-    #[arg(long, value_delimiter = ',', default_value = "relevance,magnitude")]
+    #[arg(long, value_delimiter = ',', default_value = METHODS)]
     pub methods: Vec<String>,
     /// Seeds, comma separated.
-    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    #[arg(long, value_delimiter = ',', default_value = SEEDS)]
     pub seeds: Vec<u64>,
     /// gamma of the relevance method (the paper's Transformers: 1e-5).
     #[arg(long, default_value_t = 1e-5)]
@@ -59,6 +59,22 @@ pub struct Args {
 }
 
 const LEVELS: [f64; 4] = [0.5, 0.7, 0.8, 0.9];
+
+/// The whole grid: the defaults of `--methods` and `--seeds`.
+const METHODS: &str = "relevance,magnitude";
+const SEEDS: &str = "1,2,3";
+
+impl Args {
+    /// The scope of the table: the whole grid plus whatever this invocation names (a run of
+    /// one seed rewrites the table at its end and must not drop the other seeds from it).
+    pub fn whole_grid(&self) -> Args {
+        Args {
+            methods: crate::reproduce::union(METHODS, &self.methods),
+            seeds: crate::reproduce::union(SEEDS, &self.seeds),
+            ..self.clone()
+        }
+    }
+}
 
 pub fn run(args: &Args, root: &Path) -> Result<(), String> {
     if let Some(slack) = args.slack.filter(|s| !(s.is_finite() && *s >= 0.0)) {
@@ -137,7 +153,7 @@ pub fn run(args: &Args, root: &Path) -> Result<(), String> {
             )?;
         }
     }
-    let (table, found) = report(args, &out, &records);
+    let (table, found) = report(&args.whole_grid(), &out, &records);
     if found == 0 {
         return Err(format!(
             "no runs under {} and no records under {}: docs/RESULTS.md is left as it is",
