@@ -15,7 +15,8 @@ use burn::optim::{
 };
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::{ConfigError, Penalty, Relevance};
+use crate::ConfigError;
+use crate::kernel::DecayTerm;
 
 /// Configuration of [`FusedAdam`]; the fields and defaults of Burn's `AdamConfig` (without
 /// weight decay, gradient clipping or amsgrad: wrap it in a
@@ -113,16 +114,6 @@ impl std::fmt::Debug for FusedAdam {
             .field("epsilon", &self.epsilon)
             .finish()
     }
-}
-
-/// The coupled decay term that [`SelectiveDecay`](crate::SelectiveDecay) folds into the Adam
-/// pass when it wraps a [`FusedAdam`]: the gradient becomes `g + scale * f(g) * p(w)` inside
-/// the same loop (the arithmetic of the decay's own pass, so the result is unchanged).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct DecayTerm {
-    pub(crate) rel: Relevance,
-    pub(crate) penalty: Penalty,
-    pub(crate) scale: f32,
 }
 
 impl FusedAdam {
@@ -247,27 +238,20 @@ struct AdamScalars {
 /// whatever profile the calling crate builds with (a generic body would be instantiated, and in
 /// a debug build left unoptimised, in the caller).
 fn run_pass(bufs: AdamBuffers<'_>, scalars: AdamScalars, decay: Option<DecayTerm>) {
-    match decay {
-        None => adam_pass(bufs, scalars, |g, _| g),
-        Some(d) => crate::kernel::with_decayed(d.rel, d.penalty, d.scale, AdamLoop(bufs, scalars)),
-    }
+    crate::kernel::with_optional_decay(decay, AdamLoop(bufs, scalars))
 }
 
-/// The Adam pass as a loop handed the decayed gradient.
+/// The Adam pass as a loop handed the gradient it sees.
 struct AdamLoop<'a>(AdamBuffers<'a>, AdamScalars);
 
 impl crate::kernel::DecayedLoop for AdamLoop<'_> {
-    fn run(self, decayed: impl Fn(f32, f32) -> f32) {
-        adam_pass(self.0, self.1, decayed)
+    fn run(self, grad: impl Fn(f32, f32) -> f32) {
+        pulp::Arch::new().dispatch(AdamPass {
+            bufs: self.0,
+            scalars: self.1,
+            grad,
+        })
     }
-}
-
-fn adam_pass(bufs: AdamBuffers<'_>, scalars: AdamScalars, grad: impl Fn(f32, f32) -> f32) {
-    pulp::Arch::new().dispatch(AdamPass {
-        bufs,
-        scalars,
-        grad,
-    })
 }
 
 /// One Adam step over a parameter, as a `pulp` operation (compiled per instruction set).
@@ -324,57 +308,18 @@ impl<F: Fn(f32, f32) -> f32> pulp::WithSimd for AdamPass<'_, F> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::nn::{Linear, LinearConfig};
+    use crate::testing::{batch, start, train, weights};
     use burn::optim::GradientsParams;
 
-    /// A fixed batch for step `k` (no global RNG: the tests of this crate run in parallel).
-    fn batch(k: usize, device: &Device) -> Tensor<2> {
-        let values: Vec<f32> = (0..8 * 37)
-            .map(|i| (((i * 7 + k * 13) % 23) as f32 - 11.0) / 7.0)
-            .collect();
-        Tensor::from_data(TensorData::new(values, [8, 37]), device)
-    }
-
-    fn start() -> Linear {
-        LinearConfig::new(37, 19).init(&Device::flex().autodiff())
-    }
-
-    fn train(
-        mut model: Linear,
-        mut optim: ModuleOptimizer,
-        steps: usize,
-    ) -> (Linear, ModuleOptimizer) {
-        let device = model.weight.val().device();
-        for k in 0..steps {
-            let loss = model.forward(batch(k, &device)).powi_scalar(2).mean();
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(3e-3, model, grads);
-        }
-        (model, optim)
-    }
-
-    fn weights(model: &Linear) -> Vec<f32> {
-        let mut all = model.weight.val().into_data().try_to_vec::<f32>().unwrap();
-        all.extend(
-            model
-                .bias
-                .as_ref()
-                .unwrap()
-                .val()
-                .into_data()
-                .try_to_vec::<f32>()
-                .unwrap(),
-        );
-        all
-    }
+    const LR: f64 = 3e-3;
 
     #[test]
     fn bit_identical_to_burns_adam() {
         let model = start();
         let fused = FusedAdamConfig::new().with_epsilon(1e-8).init().unwrap();
-        let (ours, _) = train(model.clone(), fused, 6);
+        let (ours, _) = train(model.clone(), fused, 6, LR);
         let burn = AdamConfig::new().with_epsilon(1e-8).init();
-        let (theirs, _) = train(model.clone(), burn, 6);
+        let (theirs, _) = train(model.clone(), burn, 6, LR);
         assert_eq!(weights(&ours), weights(&theirs));
         assert_ne!(weights(&ours), weights(&model)); // it did train
     }
@@ -397,16 +342,16 @@ mod tests {
             let fused = decay
                 .init(FusedAdamConfig::new().build().unwrap(), &model)
                 .unwrap();
-            let (ours, _) = train(model.clone(), fused, 5);
+            let (ours, _) = train(model.clone(), fused, 5, LR);
             let burn = decay.init(AdamConfig::new().build(), &model).unwrap();
-            let (theirs, _) = train(model.clone(), burn, 5);
+            let (theirs, _) = train(model.clone(), burn, 5, LR);
             assert_eq!(
                 weights(&ours),
                 weights(&theirs),
                 "{relevance:?} {penalty:?}"
             );
             // The decay did act: without it the weights differ.
-            let (plain, _) = train(model.clone(), FusedAdamConfig::new().init().unwrap(), 5);
+            let (plain, _) = train(model.clone(), FusedAdamConfig::new().init().unwrap(), 5, LR);
             assert_ne!(weights(&ours), weights(&plain), "{relevance:?} {penalty:?}");
         }
         // Decoupled decay keeps its own path around the fused Adam.
@@ -417,11 +362,13 @@ mod tests {
                 .init(FusedAdamConfig::new().build().unwrap(), &model)
                 .unwrap(),
             3,
+            LR,
         );
         let (theirs, _) = train(
             model.clone(),
             decoupled.init(AdamConfig::new().build(), &model).unwrap(),
             3,
+            LR,
         );
         assert_eq!(weights(&ours), weights(&theirs));
     }
@@ -445,7 +392,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("fused-adam-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("optim.bpk");
-        let (model, optim) = train(start(), FusedAdamConfig::new().init().unwrap(), 3);
+        let (model, optim) = train(start(), FusedAdamConfig::new().init().unwrap(), 3, LR);
         optim.save(&file).unwrap();
         // Continue with Burn's Adam from the fused state, and with the fused one: the same.
         let device = model.weight.val().device();
@@ -455,7 +402,7 @@ mod tests {
             let model = model.clone();
             let loss = model.forward(x.clone()).powi_scalar(2).mean();
             let grads = GradientsParams::from_grads(loss.backward(), &model);
-            weights(&optim.step(3e-3, model, grads))
+            weights(&optim.step(LR, model, grads))
         };
         let burn = AdamConfig::new().init().load(&file).unwrap();
         let fused = FusedAdamConfig::new().init().unwrap().load(&file).unwrap();

@@ -6,7 +6,7 @@ use burn::module::Module;
 use burn::optim::{AdamState, LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
 
-use crate::adam::DecayTerm;
+use crate::kernel::DecayTerm;
 use crate::{
     ConfigError, Coupling, DecayClock, FusedAdam, FusedSgd, FusedSgdState, GammaSchedule, Penalty,
     Relevance, SelectiveDecayConfig, select_params,

@@ -78,6 +78,25 @@ pub(crate) fn with_decayed(rel: Relevance, penalty: Penalty, scale: f32, body: i
     }
 }
 
+/// The coupled decay term that [`SelectiveDecay`](crate::SelectiveDecay) folds into the pass of
+/// a fused optimizer ([`FusedAdam`](crate::FusedAdam), [`FusedSgd`](crate::FusedSgd)): the
+/// gradient becomes `g + scale * f(g) * p(w)` inside the optimizer's loop (the arithmetic of
+/// the decay's own pass, so the result is unchanged).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DecayTerm {
+    pub(crate) rel: Relevance,
+    pub(crate) penalty: Penalty,
+    pub(crate) scale: f32,
+}
+
+/// Run `body` with the plain gradient, or with the decayed one when `decay` is given.
+pub(crate) fn with_optional_decay(decay: Option<DecayTerm>, body: impl DecayedLoop) {
+    match decay {
+        None => body.run(|g, _| g),
+        Some(d) => with_decayed(d.rel, d.penalty, d.scale, body),
+    }
+}
+
 /// The decay's own pass: the gradient replaced in place by the decayed one.
 struct DecayLoop<'a> {
     grad: &'a mut [f32],

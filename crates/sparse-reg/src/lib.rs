@@ -38,6 +38,8 @@ mod params;
 mod relevance;
 mod schedule;
 mod sgd;
+#[cfg(test)]
+mod testing;
 
 pub use adam::{FusedAdam, FusedAdamConfig};
 pub use config::{Coupling, Penalty, SelectiveDecayConfig};

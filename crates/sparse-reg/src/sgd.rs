@@ -16,7 +16,7 @@ use burn::optim::{
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::ConfigError;
-use crate::adam::DecayTerm;
+use crate::kernel::DecayTerm;
 
 /// Configuration of [`FusedSgd`]: Burn's `SgdConfig` without weight decay or gradient clipping
 /// (wrap it in a [`SelectiveDecay`](crate::SelectiveDecay) for decay, clip on the
@@ -281,27 +281,20 @@ struct SgdScalars {
 /// The pass over one parameter's buffers (not generic: compiled and optimised in this crate,
 /// whatever profile the caller builds with).
 fn run_pass(bufs: SgdBuffers<'_>, scalars: SgdScalars, decay: Option<DecayTerm>) {
-    match decay {
-        None => sgd_pass(bufs, scalars, |g, _| g),
-        Some(d) => crate::kernel::with_decayed(d.rel, d.penalty, d.scale, SgdLoop(bufs, scalars)),
-    }
+    crate::kernel::with_optional_decay(decay, SgdLoop(bufs, scalars))
 }
 
-/// The SGD pass as a loop handed the decayed gradient.
+/// The SGD pass as a loop handed the gradient it sees.
 struct SgdLoop<'a>(SgdBuffers<'a>, SgdScalars);
 
 impl crate::kernel::DecayedLoop for SgdLoop<'_> {
-    fn run(self, decayed: impl Fn(f32, f32) -> f32) {
-        sgd_pass(self.0, self.1, decayed)
+    fn run(self, grad: impl Fn(f32, f32) -> f32) {
+        pulp::Arch::new().dispatch(SgdPass {
+            bufs: self.0,
+            scalars: self.1,
+            grad,
+        })
     }
-}
-
-fn sgd_pass(bufs: SgdBuffers<'_>, scalars: SgdScalars, grad: impl Fn(f32, f32) -> f32) {
-    pulp::Arch::new().dispatch(SgdPass {
-        bufs,
-        scalars,
-        grad,
-    })
 }
 
 /// One SGD step over a parameter, as a `pulp` operation (compiled per instruction set).
@@ -377,37 +370,11 @@ impl<F: Fn(f32, f32) -> f32> pulp::WithSimd for SgdPass<'_, F> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::nn::{Linear, LinearConfig};
+    use crate::testing::{batch, start, train, weights};
+    use burn::nn::Linear;
     use burn::optim::{GradientsParams, SgdConfig};
 
-    /// A fixed batch for step `k` (no global RNG: the tests of this crate run in parallel).
-    fn batch(k: usize, device: &Device) -> Tensor<2> {
-        let values: Vec<f32> = (0..8 * 37)
-            .map(|i| (((i * 5 + k * 11) % 29) as f32 - 14.0) / 9.0)
-            .collect();
-        Tensor::from_data(TensorData::new(values, [8, 37]), device)
-    }
-
-    fn start() -> Linear {
-        LinearConfig::new(37, 19).init(&Device::flex().autodiff())
-    }
-
-    fn train(mut model: Linear, mut optim: ModuleOptimizer, steps: usize) -> Linear {
-        let device = model.weight.val().device();
-        for k in 0..steps {
-            let loss = model.forward(batch(k, &device)).powi_scalar(2).mean();
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(3e-2, model, grads);
-        }
-        model
-    }
-
-    fn weights(model: &Linear) -> Vec<f32> {
-        let mut all = model.weight.val().into_data().try_to_vec::<f32>().unwrap();
-        let bias = model.bias.as_ref().unwrap().val().into_data();
-        all.extend(bias.try_to_vec::<f32>().unwrap());
-        all
-    }
+    const LR: f64 = 3e-2;
 
     fn momenta() -> Vec<Option<MomentumConfig>> {
         vec![
@@ -426,9 +393,9 @@ mod tests {
                 .with_momentum(momentum.clone())
                 .init()
                 .unwrap();
-            let ours = train(model.clone(), fused, 6);
+            let ours = train(model.clone(), fused, 6, LR).0;
             let burn = SgdConfig::new().with_momentum(momentum.clone()).init();
-            let theirs = train(model.clone(), burn, 6);
+            let theirs = train(model.clone(), burn, 6, LR).0;
             assert_eq!(weights(&ours), weights(&theirs), "{momentum:?}");
             assert_ne!(weights(&ours), weights(&model)); // it did train
         }
@@ -475,20 +442,21 @@ mod tests {
                 .with_relevance(relevance)
                 .with_penalty(penalty);
             let fused = FusedSgdConfig::new().with_momentum(momentum.clone());
-            let ours = train(
+            let (ours, _) = train(
                 model.clone(),
                 decay.init(fused.build().unwrap(), &model).unwrap(),
                 5,
+                LR,
             );
             let burn = SgdConfig::new().with_momentum(momentum.clone()).build();
-            let theirs = train(model.clone(), decay.init(burn, &model).unwrap(), 5);
+            let theirs = train(model.clone(), decay.init(burn, &model).unwrap(), 5, LR).0;
             assert_eq!(
                 weights(&ours),
                 weights(&theirs),
                 "{relevance:?} {penalty:?}"
             );
             // The decay did act: without it the weights differ.
-            let plain = train(model.clone(), fused.init().unwrap(), 5);
+            let plain = train(model.clone(), fused.init().unwrap(), 5, LR).0;
             assert_ne!(weights(&ours), weights(&plain), "{relevance:?} {penalty:?}");
         }
     }
@@ -537,18 +505,12 @@ mod tests {
             let mut optim = optim;
             let loss = model.forward(batch(3, &device)).powi_scalar(2).mean();
             let grads = GradientsParams::from_grads(loss.backward(), &model);
-            weights(&optim.step(3e-2, model, grads))
+            weights(&optim.step(LR, model, grads))
         };
         for (name, first, second) in [("fused", fused(), burn()), ("burn", burn(), fused())] {
             // Three steps with one optimizer, saved; the fourth with each of the two.
             let file = dir.join(format!("{name}.bpk"));
-            let mut optim = first;
-            let mut trained = model.clone();
-            for k in 0..3 {
-                let loss = trained.forward(batch(k, &device)).powi_scalar(2).mean();
-                let grads = GradientsParams::from_grads(loss.backward(), &trained);
-                trained = optim.step(3e-2, trained, grads);
-            }
+            let (trained, optim) = train(model.clone(), first, 3, LR);
             optim.save(&file).unwrap();
             let again = step(optim, trained.clone());
             let loaded = second.load(&file).unwrap();
