@@ -668,14 +668,17 @@ mod tests {
         }
     }
 
+    use clap::Parser;
+
+    /// The command line of `reproduce lenet`, for parsing `Args` as the CLI does.
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
     #[test]
     fn an_unfinished_run_is_not_counted_beside_finished_ones() {
-        use clap::Parser;
-        #[derive(Parser)]
-        struct Cli {
-            #[command(flatten)]
-            args: Args,
-        }
         let root = std::env::temp_dir().join(format!("xtask-lenet-{}", std::process::id()));
         let (out, records) = (root.join("runs"), root.join("records"));
         fake_lenet_run(&out.join("lenet5/magnitude-s1"), true, 100.0);
@@ -710,12 +713,6 @@ mod tests {
 
     #[test]
     fn a_run_of_part_of_the_grid_reports_the_whole_grid() {
-        use clap::Parser;
-        #[derive(Parser)]
-        struct Cli {
-            #[command(flatten)]
-            args: Args,
-        }
         let root = std::env::temp_dir().join(format!("xtask-grid-{}", std::process::id()));
         let (out, records) = (root.join("runs"), root.join("records"));
         // Recorded by earlier invocations, and one still under the run directory.

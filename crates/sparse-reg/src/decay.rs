@@ -149,17 +149,17 @@ impl<O: Optimizer> Optimizer for SelectiveDecay<O> {
                 // Adam's own pass: one pass over memory instead of two, the same arithmetic.
                 // The inner optimizer's state is `AdamState` exactly when it is a `FusedAdam`:
                 // both are recovered by reference, without a copy or an allocation.
+                let term = DecayTerm {
+                    rel: self.relevance,
+                    penalty: self.penalty,
+                    scale: scale as f32,
+                };
                 let mut state = state;
                 let adam = (&self.inner as &dyn Any).downcast_ref::<FusedAdam>();
                 let slot = (&mut state as &mut dyn Any).downcast_mut::<Option<AdamState<D>>>();
                 if let (Some(adam), Some(slot)) = (adam, slot)
                     && adam.fuses(&tensor, &grad, slot.as_ref())
                 {
-                    let term = DecayTerm {
-                        rel: self.relevance,
-                        penalty: self.penalty,
-                        scale: scale as f32,
-                    };
                     let (tensor, new) = adam.step_with(lr, tensor, grad, slot.take(), Some(term));
                     *slot = new;
                     return (tensor, state);
@@ -170,11 +170,6 @@ impl<O: Optimizer> Optimizer for SelectiveDecay<O> {
                 if let (Some(sgd), Some(slot)) = (sgd, slot)
                     && sgd.fuses(&tensor, &grad)
                 {
-                    let term = DecayTerm {
-                        rel: self.relevance,
-                        penalty: self.penalty,
-                        scale: scale as f32,
-                    };
                     let (tensor, new) = sgd.step_with(lr, tensor, grad, slot.take(), Some(term));
                     *slot = new;
                     return (tensor, state);
