@@ -26,6 +26,7 @@ use clap::{Parser, ValueEnum};
 use serde::Serialize;
 use sparse_data::{ImageSet, NormalizedImages, Split};
 use sparse_examples::classify::{self, Check, DenseRecord, Progress};
+use sparse_examples::masking::MaskingArg;
 use sparse_examples::method::Method;
 use sparse_examples::progress::ProgressLine;
 use sparse_examples::run;
@@ -149,6 +150,10 @@ struct Args {
     /// holding it) instead of training one: runs that share it share their dense start.
     #[arg(long)]
     from: Option<PathBuf>,
+    /// Where the masks act: in-place (pruned weights set back to 0 after every optimizer
+    /// step, one pass) or forward (multiplied in every forward pass, two). Same results.
+    #[arg(long, value_enum, default_value = "in-place")]
+    masking: MaskingArg,
     /// No progress line on the terminal.
     #[arg(long)]
     quiet: bool,
@@ -403,6 +408,7 @@ fn train<M: ImageClassifier>(
         args.gmp_sparsity,
     );
     let mut pruner: Pruner = PrunerConfig::new(schedule)
+        .with_masking(args.masking.into())
         .init()?
         .with_decay_clock(decay.clock());
     let checkpoint = resume.as_ref().map(|(dir, _)| dir.as_path());
@@ -450,6 +456,7 @@ fn train<M: ImageClassifier>(
                     model = optim.step(args.lr, model, grads); // moved, not cloned
                 }
             }
+            model = pruner.enforce(model); // in-place masks: pruned weights back to 0
             step += 1;
             if !step.is_multiple_of(every) {
                 model = pruner.step(model, step, None)?.0; // advances the decay clock
@@ -497,7 +504,15 @@ fn train<M: ImageClassifier>(
                 .clone()
                 .try_load_file(args.out.join("best/model.bpk"))
                 .map_err(|e| format!("{}/best/model.bpk: {e}", args.out.display()))?;
-            Some(finetune_phase(start, &args, &train, &val, &test, &device)?)
+            Some(finetune_phase(
+                start,
+                &args,
+                &mut pruner,
+                &train,
+                &val,
+                &test,
+                &device,
+            )?)
         }
     };
     let summary = serde_json::json!({
@@ -562,6 +577,7 @@ struct Finetuned {
 fn finetune_phase<M: ImageClassifier>(
     mut model: M,
     args: &Args,
+    pruner: &mut Pruner,
     train: &Data,
     val: &Data,
     test: &Data,
@@ -574,8 +590,9 @@ fn finetune_phase<M: ImageClassifier>(
     let (mut step, mut kept, mut last) = (0u64, None::<Finetuned>, (0.0, 0.0));
     for epoch in 1..=args.finetune_epochs {
         let order = sparse_data::epoch_order(train.len(), args.seed ^ (1 << 20 | epoch as u64));
+        let masks = Some(&mut *pruner); // in-place masks: enforced after every step
         model = plain_epoch(
-            model, &mut optim, &mut guard, &mut step, &order, args, train, device,
+            model, &mut optim, &mut guard, &mut step, &order, args, masks, train, device,
         )?;
         let report = SparsityReport::of(&model);
         let (val_acc, test_acc) = (
@@ -631,6 +648,7 @@ fn plain_epoch<M: ImageClassifier>(
     step: &mut u64,
     order: &[usize],
     args: &Args,
+    mut masks: Option<&mut Pruner>,
     train: &Data,
     device: &Device,
 ) -> Result<M, String> {
@@ -645,6 +663,9 @@ fn plain_epoch<M: ImageClassifier>(
         }
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optim.step(args.lr, model, grads); // moved, not cloned: no weight copies
+        if let Some(pruner) = masks.as_deref_mut() {
+            model = pruner.enforce(model);
+        }
     }
     Ok(model)
 }
@@ -672,7 +693,7 @@ fn dense_phase<M: ImageClassifier>(
     for epoch in 1..=dense_epochs {
         let order = sparse_data::epoch_order(train.len(), args.seed ^ epoch as u64);
         model = plain_epoch(
-            model, &mut optim, &mut guard, &mut step, &order, args, train, device,
+            model, &mut optim, &mut guard, &mut step, &order, args, None, train, device,
         )
         .map_err(|e| format!("dense phase: {e}"))?;
         let val_acc = accuracy(&model, val, device);

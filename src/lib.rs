@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod classify;
+pub mod masking;
 pub mod method;
 pub mod plot;
 pub mod progress;

@@ -217,8 +217,7 @@ pub fn start_or_resume<M: Module, O: Optimizer + Clone>(
             Ok((model, optim))
         }
         Some(dir) => {
-            let group = pruner.config().params.clone();
-            let model = sparse_prune::load_masked(model, group.as_ref(), dir.join("model.bpk"))?;
+            let model = pruner.load_masked(model, dir.join("model.bpk"))?;
             let optim = decay.clone().init(&model)?.load(dir.join("optim.bpk"))?;
             pruner.load_state(dir.join("pruner.json"))?;
             Ok((model, optim))

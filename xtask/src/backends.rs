@@ -61,7 +61,7 @@ struct Lane<M> {
 
 impl<M: ImageClassifier> Lane<M> {
     fn new(backend: &'static str, device: Device, init: impl Fn(&Device) -> M) -> Self {
-        let model = half_pruned(init(&device));
+        let (model, _) = half_pruned(init(&device), sparse_prune::Masking::Forward);
         let optim = SelectiveDecayConfig::new()
             .with_gamma(1e-3)
             .init(AdamConfig::new().build(), &model)

@@ -48,11 +48,11 @@ pub fn render(dir: &Path) -> String {
     let overhead = lines(dir, "overhead");
     if overhead.iter().any(|v| v["bench"] == "overhead") {
         out.push_str("### Overhead per training step (`cargo xtask bench overhead`)\n\n");
-        out.push_str("| model | optimizer | bare ms/step | decay / bare: median [per repetition] | of the fastest repetitions | decay+masks / bare: median [per repetition] | of the fastest repetitions |\n|---|---|---|---|---|---|---|\n");
+        out.push_str("| model | optimizer | bare ms/step | decay / bare: median [per repetition] | of the fastest repetitions | decay+masks / bare: median [per repetition] | of the fastest repetitions | decay+masks in place / bare: median [per repetition] | of the fastest repetitions |\n|---|---|---|---|---|---|---|---|---|\n");
         for v in overhead.iter().filter(|v| v["bench"] == "overhead") {
             let mm = |k: &str| min_max(v, k);
             out.push_str(&format!(
-                "| {} | {} | {} | {} [{}] | {} | {} [{}] | {} |\n",
+                "| {} | {} | {} | {} [{}] | {} | {} [{}] | {} | {} [{}] | {} |\n",
                 v["model"].as_str().unwrap_or("?"),
                 v["optimizer"].as_str().unwrap_or("?"),
                 f(v, "bare_ms_per_step", 2),
@@ -62,6 +62,9 @@ pub fn render(dir: &Path) -> String {
                 f(v, "ratio_decay_masks", 2),
                 mm("ratio_decay_masks_min_max"),
                 f(v, "ratio_decay_masks_of_minima", 2),
+                f(v, "ratio_decay_masks_in_place", 2),
+                mm("ratio_decay_masks_in_place_min_max"),
+                f(v, "ratio_decay_masks_in_place_of_minima", 2),
             ));
         }
         out.push_str(

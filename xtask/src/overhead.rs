@@ -10,7 +10,7 @@ use burn::optim::{
 use burn::tensor::{Device, Distribution, Int, Tensor};
 use serde_json::json;
 use sparse_models::{ImageClassifier, LeNet5, LeNet300};
-use sparse_prune::{Amount, PruneSchedule, PrunerConfig};
+use sparse_prune::{Amount, Masking, PruneSchedule, Pruner, PrunerConfig};
 use sparse_reg::{FusedAdamConfig, SelectiveDecayConfig};
 
 /// One contestant: a model and its optimizer.
@@ -18,6 +18,8 @@ pub struct Variant<M> {
     name: &'static str,
     model: Option<M>,
     optim: ModuleOptimizer,
+    /// With in-place masks: the pruner whose `enforce` follows every optimizer step.
+    pruner: Option<Pruner>,
 }
 
 fn step<M: ImageClassifier>(
@@ -33,22 +35,28 @@ fn step<M: ImageClassifier>(
         .forward(logits, y.clone());
     let grads = GradientsParams::from_grads(loss.backward(), &model);
     // The model moves into the step (no clone): its weights are uniquely owned there.
-    v.model = Some(v.optim.step(1e-3, model, grads));
+    let model = v.optim.step(1e-3, model, grads);
+    v.model = Some(match v.pruner.as_mut() {
+        Some(pruner) => pruner.enforce(model),
+        None => model,
+    });
 }
 
-/// `model` with masks attached and half of its weights pruned (one global magnitude ranking).
-pub fn half_pruned<M: ImageClassifier>(model: M) -> M {
+/// `model` with masks acting as `masking` says attached and half of its weights pruned (one
+/// global magnitude ranking), with its pruner.
+pub fn half_pruned<M: ImageClassifier>(model: M, masking: Masking) -> (M, Pruner) {
     let mut pruner = PrunerConfig::new(PruneSchedule::OneShot {
         at: 0,
         sparsity: 0.5,
     })
+    .with_masking(masking)
     .init()
     .expect("valid pruner");
     let masked = pruner.attach(model).expect("masks attach");
     let (masked, _) = pruner
         .prune(masked, 0, Amount::Sparsity(0.5), None)
         .expect("prune");
-    masked
+    (masked, pruner)
 }
 
 /// `[min, max]` of `v`.
@@ -60,22 +68,32 @@ pub fn min_max(v: &[f64]) -> [f64; 2] {
 
 pub fn variants<M: ImageClassifier, O: Optimizer>(model: M, inner: O) -> Vec<Variant<M>> {
     let decay = SelectiveDecayConfig::new().with_gamma(1e-3);
-    let masked = half_pruned(model.clone());
+    let (masked, _) = half_pruned(model.clone(), Masking::Forward);
+    let (in_place, pruner) = half_pruned(model.clone(), Masking::InPlace);
     vec![
         Variant {
             name: "bare",
             optim: ModuleOptimizer::from(inner.clone()),
             model: Some(model.clone()),
+            pruner: None,
         },
         Variant {
             name: "decay",
             optim: decay.init(inner.clone(), &model).expect("valid decay"),
             model: Some(model),
+            pruner: None,
         },
         Variant {
             name: "decay+masks",
-            optim: decay.init(inner, &masked).expect("valid decay"),
+            optim: decay.init(inner.clone(), &masked).expect("valid decay"),
             model: Some(masked),
+            pruner: None,
+        },
+        Variant {
+            name: "decay+masks_in_place",
+            optim: decay.init(inner, &in_place).expect("valid decay"),
+            model: Some(in_place),
+            pruner: Some(pruner),
         },
     ]
 }

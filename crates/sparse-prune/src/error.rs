@@ -28,6 +28,12 @@ pub enum PruneError {
         /// The criterion's name.
         criterion: &'static str,
     },
+    /// With in-place masking, [`Pruner::step`](crate::Pruner::step) was called without
+    /// [`Pruner::enforce`](crate::Pruner::enforce) after the optimizer step.
+    NotEnforced {
+        /// The optimizer step.
+        step: u64,
+    },
     /// A file could not be read, written or parsed.
     File {
         /// The file.
@@ -58,6 +64,13 @@ impl fmt::Display for PruneError {
                 f,
                 "the {criterion} criterion scores entries with their gradients: call \
                  Pruner::step_with_grads"
+            ),
+            PruneError::NotEnforced { step } => write!(
+                f,
+                "PrunerConfig.masking is InPlace but Pruner::enforce was not called after the \
+                 optimizer step before Pruner::step at step {step}: call \
+                 `model = pruner.enforce(model)` right after every optimizer step (or use \
+                 Masking::Forward)"
             ),
             PruneError::File { path, message } => write!(f, "{path}: {message}"),
         }

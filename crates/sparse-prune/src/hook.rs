@@ -97,6 +97,9 @@ impl<M: Module> PruningHook<M> {
     pub fn after_step(&self, model: M) -> M {
         let mut s = self.state.lock().expect("hook lock");
         s.step += 1;
+        // In-place masks: the pruned entries go back to 0 before anything reads the model
+        // (also while pruning is off: the masks still hold).
+        let model = s.pruner.enforce(model);
         if !s.enabled {
             return model;
         }

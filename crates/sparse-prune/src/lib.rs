@@ -29,6 +29,7 @@ mod criterion;
 mod error;
 mod hook;
 mod mask;
+mod masking;
 mod pruner;
 mod report;
 mod schedule;
@@ -41,6 +42,7 @@ pub use criterion::{
 pub use error::{ConfigError, PruneError};
 pub use hook::PruningHook;
 pub use mask::{MaskInit, PruneMask, attach_masks, count_masks, fold, load_masked};
+pub use masking::Masking;
 pub use pruner::{Amount, Distribution, PruneEvent, Pruner, PrunerConfig, PrunerState};
 pub use report::{ReportRow, SparsityReport};
 pub use schedule::{Floor, PruneSchedule};

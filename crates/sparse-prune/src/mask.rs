@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 use burn::module::{Module, Param, ParamGroup, ParamId, Reparameterization, Reparameterizer};
 use burn::tensor::{Bool, Device, Tensor, TensorData};
 
-use crate::PruneError;
 use crate::snapshot::snapshot;
+use crate::{Masking, PruneError};
 
 /// The mask of one parameter: its effective value is `base` with the pruned entries set to 0.
 ///
@@ -27,6 +27,9 @@ pub struct PruneMask {
     /// The keep-mask of the current content (shared by clones; keyed, so never stale).
     #[module(skip)]
     keep: KeepCache,
+    /// Where the mask acts: in the forward pass, or in the base after each step.
+    #[module(skip)]
+    masking: Masking,
 }
 
 impl PruneMask {
@@ -46,7 +49,19 @@ impl PruneMask {
         Self {
             pruned,
             keep: KeepCache::default(),
+            masking: Masking::Forward,
         }
+    }
+
+    /// The same mask acting as `masking` says (see [`Masking`]).
+    pub fn with_masking(mut self, masking: Masking) -> Self {
+        self.masking = masking;
+        self
+    }
+
+    /// Where this mask acts.
+    pub fn masking(&self) -> Masking {
+        self.masking
     }
 }
 
@@ -54,6 +69,10 @@ impl Reparameterization for PruneMask {
     const NAME: &'static str = "prune_mask";
 
     fn apply<const D: usize>(&self, base: Tensor<D>) -> Tensor<D> {
+        if self.masking == Masking::InPlace {
+            // The pruned entries of the base are 0 already (`Pruner::enforce`).
+            return base;
+        }
         // A multiply by the 0/1 keep-mask, not `mask_fill`: the backward pass of `mask_fill`
         // on flex is a branchy in-place loop that mispredicts on every other entry of a
         // random mask (it cost ~2 ms per LeNet-300-100 step); `mul` backward is branch-free.
@@ -95,6 +114,7 @@ impl std::fmt::Debug for KeepCache {
 struct Attach {
     group: Option<ParamGroup>,
     from_zeros: bool,
+    masking: Masking,
     attached: Vec<ParamId>,
 }
 
@@ -131,7 +151,10 @@ impl Reparameterizer for Attach {
         self.attached.push(param.id);
         (
             param,
-            Some(PruneMask::new(Param::initialized(ParamId::new(), pruned))),
+            Some(
+                PruneMask::new(Param::initialized(ParamId::new(), pruned))
+                    .with_masking(self.masking),
+            ),
         )
     }
 }
@@ -167,6 +190,16 @@ pub fn attach_masks<M: Module>(
     group: Option<&ParamGroup>,
     init: MaskInit,
 ) -> Result<(M, usize), PruneError> {
+    attach_masks_as(model, group, init, Masking::Forward)
+}
+
+/// [`attach_masks`] with masks acting as `masking` says.
+pub(crate) fn attach_masks_as<M: Module>(
+    model: M,
+    group: Option<&ParamGroup>,
+    init: MaskInit,
+    masking: Masking,
+) -> Result<(M, usize), PruneError> {
     if count_masks(&model) > 0 {
         return Err(PruneError::Config(sparse_reg::ConfigError::new(
             "masks",
@@ -190,6 +223,7 @@ pub fn attach_masks<M: Module>(
     let attach = Attach {
         group: group.cloned(),
         from_zeros: init == MaskInit::FromZeros,
+        masking,
         attached: vec![],
     };
     let model = model.apply_reparameterization(attach);
@@ -239,8 +273,17 @@ pub fn load_masked<M: Module>(
     group: Option<&ParamGroup>,
     path: impl AsRef<std::path::Path>,
 ) -> Result<M, PruneError> {
-    let path = path.as_ref();
-    let (model, _) = attach_masks(model, group, MaskInit::AllAlive)?;
+    load_masked_as(model, group, path.as_ref(), Masking::Forward)
+}
+
+/// [`load_masked`] with masks acting as `masking` says.
+pub(crate) fn load_masked_as<M: Module>(
+    model: M,
+    group: Option<&ParamGroup>,
+    path: &std::path::Path,
+    masking: Masking,
+) -> Result<M, PruneError> {
+    let (model, _) = attach_masks_as(model, group, MaskInit::AllAlive, masking)?;
     model.try_load_file(path).map_err(|e| PruneError::File {
         path: path.display().to_string(),
         message: format!(

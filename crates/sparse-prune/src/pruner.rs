@@ -9,10 +9,11 @@ use burn::tensor::{Bool, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use sparse_reg::{ClockState, ConfigError, DecayClock};
 
-use crate::mask::{MaskInit, attach_masks};
+use crate::mask::{MaskInit, attach_masks_as};
+use crate::masking::Enforcer;
 use crate::select::{self, Candidate};
 use crate::snapshot::{MASK_SUFFIX, snapshot};
-use crate::{Criterion, CriterionConfig, PruneError, PruneSchedule, ScoreInput};
+use crate::{Criterion, CriterionConfig, Masking, PruneError, PruneSchedule, ScoreInput};
 
 /// Whether the entries to remove are ranked across all selected tensors together or within
 /// each tensor.
@@ -45,6 +46,10 @@ pub struct PrunerConfig {
     pub seed: u64,
     /// The prunable parameters; `None` (the paper's default) selects every float parameter.
     pub params: Option<ParamGroup>,
+    /// Where the masks act: in the forward pass (any loop) or in the weights after each
+    /// optimizer step (cheaper; the loop calls [`Pruner::enforce`]). See [`Masking`].
+    #[config(default = "Masking::Forward")]
+    pub masking: Masking,
 }
 
 impl PrunerConfig {
@@ -73,6 +78,8 @@ impl PrunerConfig {
             criterion: self.criterion.build(),
             clock: None,
             state: PrunerState::default(),
+            enforcer: Enforcer::default(),
+            enforced: false,
         })
     }
 }
@@ -161,6 +168,9 @@ pub struct Pruner {
     criterion: Box<dyn Criterion>,
     clock: Option<DecayClock>,
     state: PrunerState,
+    enforcer: Enforcer,
+    /// Whether [`Pruner::enforce`] ran since the last [`Pruner::step`] (in-place masking).
+    enforced: bool,
 }
 
 impl Pruner {
@@ -185,7 +195,63 @@ impl Pruner {
     /// Attach all-alive masks to the selected parameters of `model` (errors if the selection
     /// matches nothing). For a dense checkpoint: `pruner.attach(model.load_file(path))`.
     pub fn attach<M: Module>(&self, model: M) -> Result<M, PruneError> {
-        Ok(attach_masks(model, self.config.params.as_ref(), MaskInit::AllAlive)?.0)
+        let group = self.config.params.as_ref();
+        Ok(attach_masks_as(model, group, MaskInit::AllAlive, self.config.masking)?.0)
+    }
+
+    /// Attach masks (acting as the configuration's [`Masking`] says) to `model` and load a
+    /// masked checkpoint saved with `save_file` into it, as [`load_masked`](crate::load_masked)
+    /// does; with [`Masking::InPlace`] the loaded bases are then [enforced](Self::enforce) (a
+    /// checkpoint written with [`Masking::Forward`] stores whatever the optimizer left at
+    /// pruned entries). Errors name the file.
+    pub fn load_masked<M: Module>(
+        &mut self,
+        model: M,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<M, PruneError> {
+        let masking = self.config.masking;
+        let group = self.config.params.as_ref();
+        let model = crate::mask::load_masked_as(model, group, path.as_ref(), masking)?;
+        Ok(self.enforce(model))
+    }
+
+    /// Set the pruned entries of every masked parameter of `model` to 0, in place (with
+    /// [`Masking::InPlace`]; with [`Masking::Forward`] the model is returned as it is, so a
+    /// loop can call it whatever the masking).
+    ///
+    /// With [`Masking::InPlace`] call it right after every optimizer step, before the model is
+    /// evaluated or saved. One pass over each masked parameter, no allocation on CPU backends;
+    /// the host copy of a mask is refreshed only when the mask changes.
+    ///
+    /// ```
+    /// use burn::nn::{Linear, LinearConfig};
+    /// use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+    /// use burn::tensor::{Device, Distribution, Tensor};
+    /// use sparse_prune::{Masking, PruneSchedule, PrunerConfig, SparsityReport};
+    ///
+    /// let device = Device::flex().autodiff();
+    /// let mut pruner = PrunerConfig::new(PruneSchedule::OneShot { at: 1, sparsity: 0.5 })
+    ///     .with_masking(Masking::InPlace)
+    ///     .init()
+    ///     .unwrap();
+    /// let mut model: Linear = pruner.attach(LinearConfig::new(8, 4).init(&device)).unwrap();
+    /// let mut optim = SgdConfig::new().init();
+    /// for step in 1..=3 {
+    ///     let x = Tensor::<2>::random([16, 8], Distribution::Default, &device);
+    ///     let loss = model.forward(x).powi_scalar(2).mean();
+    ///     let grads = GradientsParams::from_grads(loss.backward(), &model);
+    ///     model = optim.step(0.1, model, grads);
+    ///     model = pruner.enforce(model); // before anything reads the model
+    ///     model = pruner.step(model, step, None).unwrap().0;
+    /// }
+    /// assert_eq!(SparsityReport::of(&model).sparsity(), 0.5);
+    /// ```
+    pub fn enforce<M: Module>(&mut self, model: M) -> M {
+        self.enforced = true;
+        match self.config.masking {
+            Masking::InPlace => self.enforcer.enforce(model),
+            Masking::Forward => model,
+        }
     }
 
     /// Whether the schedule acts at `step`.
@@ -279,6 +345,9 @@ impl Pruner {
         metric: Option<f64>,
         grads: Option<&GradientsParams>,
     ) -> Result<(M, Option<PruneEvent>), PruneError> {
+        if self.config.masking == Masking::InPlace && !std::mem::take(&mut self.enforced) {
+            return Err(PruneError::NotEnforced { step });
+        }
         if let Some(clock) = &self.clock {
             clock.set_step(step);
         }

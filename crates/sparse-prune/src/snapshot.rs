@@ -34,6 +34,30 @@ pub(crate) fn host_f32<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
         .expect("an f32 tensor converts to a Vec<f32>")
 }
 
+/// The values of a bool tensor on the host. Backends store booleans differently (native, u8,
+/// u32 on wgpu): they are read as ints.
+pub(crate) fn host_bools<const D: usize>(tensor: Tensor<D, Bool>) -> Vec<bool> {
+    tensor
+        .int()
+        .into_data()
+        .convert::<i32>()
+        .try_to_vec::<i32>()
+        .expect("an int tensor converts to a Vec<i32>")
+        .into_iter()
+        .map(|v| v != 0)
+        .collect()
+}
+
+/// Whether tensors on `device` live in host memory (flex, ndarray; with autodiff or not).
+pub(crate) fn is_host(device: &burn::tensor::Device) -> bool {
+    let name = format!("{device:?}");
+    let inner = name
+        .strip_prefix("Device<Autodiff { device: ")
+        .or_else(|| name.strip_prefix("Device<"))
+        .unwrap_or("");
+    inner.starts_with("Flex") || inner.starts_with("NdArray")
+}
+
 /// Snapshot every float parameter of `model` (tied ones once), in traversal order.
 pub(crate) fn snapshot<M: Module>(
     model: &M,
@@ -95,18 +119,7 @@ impl ModuleVisitor for Snapshotter<'_> {
         };
         // The base was visited just before its reparameterization state.
         if let Some(last) = self.out.iter_mut().rev().find(|p| p.path == owner) {
-            // Backends store booleans differently (native, u8, u32 on wgpu): read them as ints.
-            let mask = param
-                .val()
-                .int()
-                .into_data()
-                .convert::<i32>()
-                .try_to_vec::<i32>()
-                .expect("an int tensor converts to a Vec<i32>")
-                .into_iter()
-                .map(|v| v != 0)
-                .collect();
-            last.pruned = Some(mask);
+            last.pruned = Some(host_bools(param.val()));
         }
     }
 }

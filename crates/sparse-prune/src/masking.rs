@@ -1,0 +1,198 @@
+//! [`Masking`]: where the masks act, in the forward pass or in the weights after each step.
+
+use std::collections::HashMap;
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::tensor::{Bool, DType, Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use crate::snapshot::MASK_SUFFIX;
+
+/// Where the pruning masks act.
+///
+/// Both modes train exactly the same model: the alive entries see the same forward pass, the
+/// same gradients and the same optimizer updates, bit for bit (a test checks it). They differ
+/// in what the pruned entries of the stored base hold and in what a step costs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Masking {
+    /// The forward pass multiplies each base by its 0/1 keep-mask (and the backward pass its
+    /// gradient): right whatever the loop does, two extra elementwise passes per masked
+    /// parameter per step.
+    #[default]
+    Forward,
+    /// The forward pass uses the base as stored; [`Pruner::enforce`](crate::Pruner::enforce),
+    /// called after every optimizer step, sets the pruned entries of the base back to 0 in
+    /// one in-place pass (on CPU backends; one `mask_fill` elsewhere). The loop must call it
+    /// before anything reads the model (evaluation, checkpoints):
+    /// [`Pruner::step`](crate::Pruner::step) refuses to run when it was not called since the
+    /// previous step.
+    /// [`PruningHook::after_step`](crate::PruningHook::after_step) calls it for you.
+    InPlace,
+}
+
+/// The keep-masks of one model, on the host (CPU backends) or as bool tensors (others),
+/// rebuilt only for the masks whose id changed (a mask's id names its content).
+#[derive(Default)]
+pub(crate) struct Enforcer {
+    masks: HashMap<String, (ParamId, Keep)>,
+}
+
+enum Keep {
+    /// 1 where alive, 0 where pruned.
+    Host(Vec<u8>),
+    /// `true` where pruned.
+    Device(Box<Tensor<1, Bool>>),
+}
+
+impl Enforcer {
+    /// Set the pruned entries of every masked base of `model` to 0.
+    pub(crate) fn enforce<M: Module>(&mut self, model: M) -> M {
+        let mut ids = MaskIds::default();
+        model.visit(&mut ids);
+        self.masks.retain(|owner, _| ids.masks.contains_key(owner));
+        for (owner, (id, pruned)) in ids.masks {
+            if self
+                .masks
+                .get(&owner)
+                .is_some_and(|(cached, _)| *cached == id)
+            {
+                continue;
+            }
+            let keep = if crate::snapshot::is_host(&pruned.device()) {
+                Keep::Host(
+                    crate::snapshot::host_bools(pruned)
+                        .into_iter()
+                        .map(|p| u8::from(!p))
+                        .collect(),
+                )
+            } else {
+                Keep::Device(Box::new(pruned))
+            };
+            self.masks.insert(owner, (id, keep));
+        }
+        model.map(&mut Zero {
+            path: vec![],
+            masks: &self.masks,
+        })
+    }
+}
+
+/// The mask parameter of every masked base, by the base's path.
+#[derive(Default)]
+struct MaskIds {
+    path: Vec<String>,
+    masks: HashMap<String, (ParamId, Tensor<1, Bool>)>,
+}
+
+impl ModuleVisitor for MaskIds {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_bool<const D: usize>(&mut self, param: &Param<Tensor<D, Bool>>) {
+        let path = self.path.join(".");
+        if let Some(owner) = path.strip_suffix(MASK_SUFFIX) {
+            let n = param.lazy_shape().num_elements();
+            self.masks
+                .insert(owner.to_string(), (param.id, param.val().reshape([n])));
+        }
+    }
+}
+
+struct Zero<'a> {
+    path: Vec<String>,
+    masks: &'a HashMap<String, (ParamId, Keep)>,
+}
+
+impl ModuleMapper for Zero<'_> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let Some((_, keep)) = self.masks.get(&self.path.join(".")) else {
+            return param;
+        };
+        param.map(|t| {
+            let require_grad = t.is_require_grad();
+            let device = t.device();
+            let t = t.detach();
+            let t = match keep {
+                Keep::Host(keep) if t.dtype() == DType::F32 => zero_on_host(t, keep, &device),
+                Keep::Host(keep) => {
+                    let shape = t.shape();
+                    let pruned: Vec<bool> = keep.iter().map(|k| *k == 0).collect();
+                    let m = Tensor::<1, Bool>::from_data(
+                        TensorData::new(pruned, [keep.len()]),
+                        &device,
+                    );
+                    t.mask_fill(m.reshape(shape), 0.0)
+                }
+                Keep::Device(pruned) => {
+                    let shape = t.shape();
+                    let pruned = pruned.as_ref().clone().to_device(&device);
+                    t.mask_fill(pruned.reshape(shape), 0.0)
+                }
+            };
+            t.detach().set_require_grad(require_grad)
+        })
+    }
+}
+
+/// The pruned entries of an f32 host tensor set to 0 in its own buffer (taken without a copy
+/// when uniquely owned, as a base is after the optimizer step).
+fn zero_on_host<const D: usize>(t: Tensor<D>, keep: &[u8], device: &Device) -> Tensor<D> {
+    let mut data = t.into_data();
+    let values = data
+        .as_mut_slice::<f32>()
+        .expect("the caller checked the dtype (f32)");
+    assert_eq!(values.len(), keep.len(), "a mask of another shape");
+    pulp::Arch::new().dispatch(ZeroPass { values, keep });
+    Tensor::from_data(data, device)
+}
+
+/// `w = keep ? w : 0`, branch-free so that it vectorises (compiled per instruction set).
+struct ZeroPass<'a> {
+    values: &'a mut [f32],
+    keep: &'a [u8],
+}
+
+impl pulp::WithSimd for ZeroPass<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        for (w, k) in self.values.iter_mut().zip(self.keep) {
+            *w = if *k != 0 { *w } else { 0.0 };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pass_zeroes_exactly_the_pruned_entries() {
+        let n = 100_003;
+        let keep: Vec<u8> = (0..n).map(|i| u8::from(i % 3 != 0 && i % 7 != 2)).collect();
+        let values: Vec<f32> = (0..n).map(|i| i as f32 - 1e5).collect();
+        let mut v = values.clone();
+        pulp::Arch::new().dispatch(ZeroPass {
+            values: &mut v,
+            keep: &keep,
+        });
+        for i in 0..n {
+            let want = if keep[i] == 1 { values[i] } else { 0.0 };
+            assert_eq!(v[i].to_bits(), want.to_bits(), "entry {i}");
+        }
+    }
+}

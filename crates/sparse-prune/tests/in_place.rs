@@ -1,0 +1,228 @@
+//! In-place masking (`Masking::InPlace`) trains the same model as forward masking, bit for
+//! bit, with any optimizer; forgetting `Pruner::enforce` is an error, not a silent revival.
+
+mod common;
+
+use burn::module::Module;
+use burn::optim::{
+    AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig, momentum::MomentumConfig,
+};
+use burn::tensor::Device;
+use common::{Mlp, Task, weights};
+use sparse_prune::{
+    Floor, Masking, PruneError, PruneSchedule, Pruner, PrunerConfig, PruningHook, SparsityReport,
+    fold,
+};
+use sparse_reg::{FusedAdamConfig, FusedSgdConfig, SelectiveDecayConfig};
+
+type MakeOptim = Box<dyn Fn(&Mlp) -> ModuleOptimizer>;
+
+fn optimizers() -> Vec<(&'static str, MakeOptim)> {
+    let sgdm = || SgdConfig::new().with_momentum(Some(MomentumConfig::new()));
+    let decay = || SelectiveDecayConfig::new().with_gamma(1e-2);
+    vec![
+        ("sgd-momentum", Box::new(move |_: &Mlp| sgdm().init())),
+        ("adam", Box::new(|_: &Mlp| AdamConfig::new().init())),
+        ("adamw", Box::new(|_: &Mlp| AdamWConfig::new().init())),
+        (
+            "adam+decay",
+            Box::new(move |m: &Mlp| decay().init(AdamConfig::new().build(), m).unwrap()),
+        ),
+        (
+            "fused-adam+decay",
+            Box::new(move |m: &Mlp| {
+                let inner = FusedAdamConfig::new().build().unwrap();
+                decay().init(inner, m).unwrap()
+            }),
+        ),
+        (
+            "fused-sgd+decay",
+            Box::new(move |m: &Mlp| {
+                let momentum = Some(MomentumConfig::new());
+                let inner = FusedSgdConfig::new()
+                    .with_momentum(momentum)
+                    .build()
+                    .unwrap();
+                decay().init(inner, m).unwrap()
+            }),
+        ),
+    ]
+}
+
+fn pruner(masking: Masking) -> Pruner {
+    PrunerConfig::new(PruneSchedule::Gated {
+        every: 5,
+        fraction: 0.25,
+        floor: Floor::AtLeast(0.0),
+    })
+    .with_masking(masking)
+    .init()
+    .unwrap()
+}
+
+/// 40 steps with a prune every 5: the losses of every step and the final effective weights.
+fn train(
+    init: &Mlp,
+    masking: Masking,
+    make: &MakeOptim,
+    task: &Task,
+    device: &Device,
+) -> (Vec<f32>, Mlp) {
+    let mut pruner = pruner(masking);
+    let mut model = pruner.attach(init.clone()).unwrap();
+    let mut optim = make(&model);
+    let mut losses = vec![];
+    for step in 1..=40u64 {
+        let (x, y) = task.batch((step as usize * 16) % 480, 16, device);
+        let loss = model.loss(x, y);
+        losses.push(loss.clone().into_scalar::<f32>());
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(1e-2, model, grads);
+        if masking == Masking::InPlace {
+            model = pruner.enforce(model);
+        }
+        let metric = pruner.is_due(step).then(|| task.accuracy(&model, device));
+        model = pruner.step(model, step, metric).unwrap().0;
+    }
+    assert_eq!(pruner.events().len(), 8);
+    (losses, model)
+}
+
+#[test]
+fn in_place_masking_trains_the_same_model_bit_for_bit() {
+    let device = Device::flex().autodiff();
+    let task = Task::new(500, 8, 5);
+    let init = Mlp::new(8, 16, 3, &device);
+    for (name, make) in optimizers() {
+        let (loss_f, model_f) = train(&init, Masking::Forward, &make, &task, &device);
+        let (loss_i, model_i) = train(&init, Masking::InPlace, &make, &task, &device);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&loss_f), bits(&loss_i), "{name}: the losses differ");
+        // Effective weights: equal (a pruned entry is +0 in place, +-0 through the multiply).
+        let (wf, wi) = (weights(&fold(model_f)), weights(&fold(model_i.clone())));
+        assert_eq!(wf, wi, "{name}: the effective weights differ");
+        // In place, the stored bases themselves hold the zeros.
+        let report = SparsityReport::of(&model_i);
+        let stored_zeros: usize = weights(&model_i)
+            .iter()
+            .map(|w| w.iter().filter(|x| **x == 0.0).count())
+            .sum();
+        assert!(report.sparsity() > 0.85, "{name}: {}", report.sparsity());
+        assert!(
+            stored_zeros as u64 >= report.params() - report.nonzeros(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn a_step_without_enforce_is_an_error_that_says_what_to_call() {
+    let device = Device::flex().autodiff();
+    let task = Task::new(100, 8, 5);
+    let mut pruner = pruner(Masking::InPlace);
+    let model = pruner.attach(Mlp::new(8, 16, 3, &device)).unwrap();
+    let mut optim = SgdConfig::new().init();
+    let (x, y) = task.batch(0, 16, &device);
+    let grads = GradientsParams::from_grads(model.loss(x, y).backward(), &model);
+    let model = optim.step(1e-2, model, grads);
+    let err = pruner.step(model, 1, None).expect_err("an error");
+    assert!(matches!(err, PruneError::NotEnforced { step: 1 }));
+    assert_eq!(
+        err.to_string(),
+        "PrunerConfig.masking is InPlace but Pruner::enforce was not called after the optimizer \
+         step before Pruner::step at step 1: call `model = pruner.enforce(model)` right after \
+         every optimizer step (or use Masking::Forward)"
+    );
+}
+
+#[test]
+fn the_hook_enforces_in_place_masks_even_while_pruning_is_off() {
+    let device = Device::flex().autodiff();
+    let task = Task::new(500, 8, 5);
+    let hook = PruningHook::new(pruner(Masking::InPlace), move |_: &Mlp| 1.0);
+    let mut model = hook
+        .with_pruner(|p| p.attach(Mlp::new(8, 16, 3, &device)))
+        .unwrap();
+    let mut optim = AdamConfig::new().init();
+    for step in 0..30usize {
+        if step == 20 {
+            hook.set_enabled(false);
+        }
+        let (x, y) = task.batch((step * 16) % 480, 16, &device);
+        let grads = GradientsParams::from_grads(model.loss(x, y).backward(), &model);
+        model = hook.after_step(optim.step(1e-2, model, grads));
+        assert_eq!(hook.error(), None);
+    }
+    assert_eq!(hook.events().len(), 4);
+    // Adam's moments keep moving the pruned bases; the hook sets them back every step.
+    let report = SparsityReport::of(&model);
+    let stored_zeros: usize = weights(&model)
+        .iter()
+        .map(|w| w.iter().filter(|x| **x == 0.0).count())
+        .sum();
+    assert!(report.sparsity() > 0.6);
+    assert!(stored_zeros as u64 >= report.params() - report.nonzeros());
+}
+
+#[test]
+fn in_place_masks_survive_save_and_load() {
+    let device = Device::flex().autodiff();
+    let task = Task::new(500, 8, 5);
+    let make: MakeOptim = Box::new(|_: &Mlp| AdamConfig::new().init());
+    let (_, model) = train(
+        &Mlp::new(8, 16, 3, &device),
+        Masking::InPlace,
+        &make,
+        &task,
+        &device,
+    );
+    let file = std::env::temp_dir().join(format!("sparse-prune-inplace-{}", std::process::id()));
+    model.clone().save_file(&file).unwrap();
+    let fresh = pruner(Masking::InPlace)
+        .attach(Mlp::new(8, 16, 3, &device))
+        .unwrap();
+    let loaded = fresh.load_file(&file);
+    assert_eq!(weights(&fold(loaded.clone())), weights(&fold(model)));
+    assert_eq!(
+        SparsityReport::of(&loaded).nonzeros(),
+        pruner_alive_after_8_events()
+    );
+    let _ = std::fs::remove_file(file.with_extension("bpk"));
+}
+
+/// The alive count after 8 events that each remove a quarter of the 195 entries left alive.
+fn pruner_alive_after_8_events() -> u64 {
+    let mut alive = (8 * 16 + 16 + 16 * 3 + 3) as f64;
+    for _ in 0..8 {
+        alive -= (0.25 * alive).round();
+    }
+    alive as u64
+}
+
+#[test]
+fn the_masking_round_trips_through_a_saved_config() {
+    let config = pruner_config(Masking::InPlace);
+    let json = serde_json::to_value(&config).unwrap();
+    assert_eq!(json["masking"], "InPlace");
+    let bytes = serde_json::to_vec(&json).unwrap();
+    let back = <PrunerConfig as burn::config::Config>::load_binary(&bytes).unwrap();
+    assert_eq!(back.masking, Masking::InPlace);
+    // Burn's `Config` requires every field in a file, defaults included: a file from before
+    // the field existed is refused by name rather than read with a guess.
+    let mut old = json;
+    old.as_object_mut().unwrap().remove("masking");
+    let bytes = serde_json::to_vec(&old).unwrap();
+    let err = <PrunerConfig as burn::config::Config>::load_binary(&bytes).unwrap_err();
+    assert!(
+        format!("{err:?}").contains("missing field `masking`"),
+        "{err:?}"
+    );
+}
+
+fn pruner_config(masking: Masking) -> PrunerConfig {
+    PrunerConfig::new(PruneSchedule::OneShot {
+        at: 1,
+        sparsity: 0.5,
+    })
+    .with_masking(masking)
+}
