@@ -25,6 +25,7 @@ use clap::{Parser, ValueEnum};
 use serde::Serialize;
 use sparse_data::{CifarBatches, CifarSet, Split};
 use sparse_examples::classify::{self, Check, DenseRecord, Progress};
+use sparse_examples::masking::MaskingArg;
 use sparse_examples::method::Method;
 use sparse_examples::progress::ProgressLine;
 use sparse_examples::run;
@@ -150,6 +151,10 @@ struct Args {
     /// Start from the dense model of another run (its dense/ directory or run directory).
     #[arg(long)]
     from: Option<PathBuf>,
+    /// Where the masks act: in-place (pruned weights set back to 0 after every optimizer
+    /// step, one pass) or forward (multiplied in every forward pass, two). Same results.
+    #[arg(long, value_enum, default_value = "in-place")]
+    masking: MaskingArg,
     #[arg(long)]
     quiet: bool,
     /// A NaN or Inf training loss: stop (keeping the last good checkpoint) or skip the step.
@@ -432,6 +437,7 @@ fn train<M: ImageClassifier>(
     );
     let mut pruner = PrunerConfig::new(schedule)
         .with_params(params)
+        .with_masking(args.masking.into())
         .init()?
         .with_decay_clock(decay.clock());
     println!(
@@ -488,6 +494,7 @@ fn train<M: ImageClassifier>(
                     model = optim.step(lr, model, grads);
                 }
             }
+            model = pruner.enforce(model); // in-place masks: pruned weights back to 0
             step += 1;
             if !step.is_multiple_of(args.every) {
                 model = pruner.step(model, step, None)?.0; // advances the decay clock

@@ -27,6 +27,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use clap::Parser;
 use serde::{Deserialize, Serialize};
 use sparse_data::{CharTokenizer, TextCorpus, TextSplit};
+use sparse_examples::masking::MaskingArg;
 use sparse_examples::method::Method;
 use sparse_examples::progress::ProgressLine;
 use sparse_examples::run::{self, Error};
@@ -111,6 +112,10 @@ struct Args {
     /// Only sample from a saved run (its directory, or a checkpoint directory) and exit.
     #[arg(long)]
     from_checkpoint: Option<PathBuf>,
+    /// Where the masks act: in-place (pruned weights set back to 0 after every optimizer
+    /// step, one pass) or forward (multiplied in every forward pass, two). Same results.
+    #[arg(long, value_enum, default_value = "in-place")]
+    masking: MaskingArg,
     /// No progress line on the terminal.
     #[arg(long)]
     quiet: bool,
@@ -522,6 +527,7 @@ fn train(args: Args) -> Result<(), Error> {
         args.gmp_sparsity,
     );
     let mut pruner: Pruner = PrunerConfig::new(schedule)
+        .with_masking(args.masking.into())
         .init()?
         .with_decay_clock(decay.clock());
     let checkpoint = resume.as_ref().map(|(dir, _)| dir.as_path());
@@ -567,6 +573,7 @@ fn train(args: Args) -> Result<(), Error> {
                 model = optim.step(args.lr, model, grads); // moved, not cloned
             }
         }
+        model = pruner.enforce(model); // in-place masks: pruned weights back to 0
         step += 1;
         if !step.is_multiple_of(args.every) {
             model = pruner.step(model, step, None)?.0; // advances the decay clock

@@ -79,7 +79,7 @@ pub fn render(dir: &Path) -> String {
         out.push_str(&format!("Burn against PyTorch: skipped ({skip}).\n\n"));
     } else if !torch.is_empty() {
         out.push_str("### Burn flex against PyTorch CPU (`cargo xtask bench torch`)\n\n");
-        out.push_str("| model | optimizer | threads | Burn dense ms | PyTorch dense ms | Burn / PyTorch dense [per repetition] | Burn + method ms | PyTorch fused ms | PyTorch authors ms | Burn method / PyTorch fused [per repetition] | / authors |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+        out.push_str("| model | optimizer | threads | Burn dense ms | PyTorch dense ms | Burn / PyTorch dense [per repetition] | Burn + method ms (in-place masks) | PyTorch fused + masks ms | PyTorch authors + masks ms | Burn method / PyTorch fused [per repetition] | / authors |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
         for v in &torch {
             out.push_str(&format!(
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
