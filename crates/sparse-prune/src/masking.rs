@@ -35,6 +35,9 @@ pub enum Masking {
 #[derive(Default)]
 pub(crate) struct Enforcer {
     masks: HashMap<String, (ParamId, Keep)>,
+    /// Tests: take the tensor path (the GPU backends') on a CPU backend too.
+    #[cfg(test)]
+    tensor_path: bool,
 }
 
 enum Keep {
@@ -58,7 +61,11 @@ impl Enforcer {
             {
                 continue;
             }
-            let keep = if crate::snapshot::is_host(&pruned.device()) {
+            #[cfg(test)]
+            let host = crate::snapshot::is_host(&pruned.device()) && !self.tensor_path;
+            #[cfg(not(test))]
+            let host = crate::snapshot::is_host(&pruned.device());
+            let keep = if host {
                 Keep::Host(
                     crate::snapshot::host_bools(pruned)
                         .into_iter()
@@ -179,6 +186,60 @@ impl pulp::WithSimd for ZeroPass<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tensor_path_zeroes_what_the_host_path_zeroes() {
+        use crate::{Amount, PruneSchedule, PrunerConfig};
+        use burn::nn::{Linear, LinearConfig};
+        let device = Device::flex().autodiff();
+        let mut pruner = PrunerConfig::new(PruneSchedule::OneShot {
+            at: 1,
+            sparsity: 0.6,
+        })
+        .with_masking(Masking::InPlace)
+        .init()
+        .unwrap();
+        let model: Linear = pruner
+            .attach(LinearConfig::new(30, 20).init(&device))
+            .unwrap();
+        let (model, _) = pruner.prune(model, 1, Amount::Sparsity(0.6), None).unwrap();
+        // What an optimizer step leaves: every base entry non-zero again.
+        let model = model.map(&mut Shift);
+        let values = |m: &Linear| {
+            let mut v = m.weight.val().into_data().to_vec::<f32>().unwrap();
+            v.extend(
+                m.bias
+                    .as_ref()
+                    .unwrap()
+                    .val()
+                    .into_data()
+                    .to_vec::<f32>()
+                    .unwrap(),
+            );
+            v
+        };
+        assert!(values(&model).iter().all(|w| *w != 0.0));
+        let host = Enforcer::default().enforce(model.clone());
+        let tensor = Enforcer {
+            tensor_path: true,
+            ..Enforcer::default()
+        }
+        .enforce(model);
+        let (h, t) = (values(&host), values(&tensor));
+        assert_eq!(h, t);
+        let zeros = h.iter().filter(|w| **w == 0.0).count();
+        assert_eq!(zeros, (0.6f64 * (30 * 20 + 20) as f64).round() as usize);
+        assert!(host.weight.val().is_require_grad() && tensor.weight.val().is_require_grad());
+    }
+
+    /// Adds 1 to every float parameter, keeping it trainable.
+    struct Shift;
+
+    impl ModuleMapper for Shift {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            param.map(|t| t.detach().add_scalar(1.0).detach().require_grad())
+        }
+    }
 
     #[test]
     fn the_pass_zeroes_exactly_the_pruned_entries() {
