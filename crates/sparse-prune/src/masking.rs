@@ -206,14 +206,14 @@ mod tests {
         // What an optimizer step leaves: every base entry non-zero again.
         let model = model.map(&mut Shift);
         let values = |m: &Linear| {
-            let mut v = m.weight.val().into_data().to_vec::<f32>().unwrap();
+            let mut v = m.weight.val().into_data().try_to_vec::<f32>().unwrap();
             v.extend(
                 m.bias
                     .as_ref()
                     .unwrap()
                     .val()
                     .into_data()
-                    .to_vec::<f32>()
+                    .try_to_vec::<f32>()
                     .unwrap(),
             );
             v
