@@ -41,6 +41,8 @@ pub(crate) struct Enforcer {
 }
 
 enum Keep {
+    /// Nothing pruned: nothing to do (every mask until the first prune event).
+    AllAlive,
     /// 1 where alive, 0 where pruned.
     Host(Vec<u8>),
     /// `true` where pruned.
@@ -66,12 +68,15 @@ impl Enforcer {
             #[cfg(not(test))]
             let host = crate::snapshot::is_host(&pruned.device());
             let keep = if host {
-                Keep::Host(
-                    crate::snapshot::host_bools(pruned)
-                        .into_iter()
-                        .map(|p| u8::from(!p))
-                        .collect(),
-                )
+                let keep: Vec<u8> = crate::snapshot::host_bools(pruned)
+                    .into_iter()
+                    .map(|p| u8::from(!p))
+                    .collect();
+                if keep.iter().all(|k| *k == 1) {
+                    Keep::AllAlive
+                } else {
+                    Keep::Host(keep)
+                }
             } else {
                 Keep::Device(Box::new(pruned))
             };
@@ -128,6 +133,9 @@ impl ModuleMapper for Zero<'_> {
         let Some((_, keep)) = self.masks.get(&self.path.join(".")) else {
             return param;
         };
+        if matches!(keep, Keep::AllAlive) {
+            return param;
+        }
         param.map(|t| {
             let require_grad = t.is_require_grad();
             let device = t.device();
@@ -143,6 +151,7 @@ impl ModuleMapper for Zero<'_> {
                     );
                     t.mask_fill(m.reshape(shape), 0.0)
                 }
+                Keep::AllAlive => unreachable!("returned above"),
                 Keep::Device(pruned) => {
                     let shape = t.shape();
                     let pruned = pruned.as_ref().clone().to_device(&device);
