@@ -53,7 +53,19 @@ impl PruneMask {
         }
     }
 
-    /// The same mask acting as `masking` says (see [`Masking`]).
+    /// The same mask acting as `masking` says (see [`Masking`];
+    /// [`Pruner::attach`](crate::Pruner::attach) sets it from the configuration).
+    ///
+    /// ```
+    /// use burn::module::{Param, ParamId};
+    /// use burn::tensor::{Bool, Device, Tensor};
+    /// use sparse_prune::{Masking, PruneMask};
+    ///
+    /// let pruned = Tensor::<1, Bool>::from_bool([true, false], &Device::flex());
+    /// let mask = PruneMask::new(Param::initialized(ParamId::new(), pruned));
+    /// assert_eq!(mask.masking(), Masking::Forward);
+    /// assert_eq!(mask.with_masking(Masking::InPlace).masking(), Masking::InPlace);
+    /// ```
     pub fn with_masking(mut self, masking: Masking) -> Self {
         self.masking = masking;
         self

@@ -13,6 +13,24 @@ use crate::snapshot::MASK_SUFFIX;
 /// Both modes train exactly the same model: the alive entries see the same forward pass, the
 /// same gradients and the same optimizer updates, bit for bit (a test checks it). They differ
 /// in what the pruned entries of the stored base hold and in what a step costs.
+///
+/// ```
+/// use burn::nn::{Linear, LinearConfig};
+/// use burn::tensor::Device;
+/// use sparse_prune::{Masking, PruneError, PruneSchedule, PrunerConfig};
+///
+/// let mut pruner = PrunerConfig::new(PruneSchedule::OneShot { at: 1, sparsity: 0.5 })
+///     .with_masking(Masking::InPlace)
+///     .init()
+///     .unwrap();
+/// let model: Linear = pruner.attach(LinearConfig::new(4, 4).init(&Device::flex())).unwrap();
+/// // ... optimizer step ... then, before anything reads the model:
+/// let model = pruner.enforce(model);
+/// let (model, event) = pruner.step(model, 1, None).unwrap();
+/// assert_eq!(event.unwrap().alive, 10); // half of 16 + 4
+/// // Forgetting `enforce` after the next optimizer step is an error, not a revived weight.
+/// assert!(matches!(pruner.step(model, 2, None), Err(PruneError::NotEnforced { step: 2 })));
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Masking {
     /// The forward pass multiplies each base by its 0/1 keep-mask (and the backward pass its

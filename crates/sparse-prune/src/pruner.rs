@@ -204,6 +204,27 @@ impl Pruner {
     /// does; with [`Masking::InPlace`] the loaded bases are then [enforced](Self::enforce) (a
     /// checkpoint written with [`Masking::Forward`] stores whatever the optimizer left at
     /// pruned entries). Errors name the file.
+    ///
+    /// ```
+    /// use burn::module::Module;
+    /// use burn::nn::{Linear, LinearConfig};
+    /// use burn::tensor::Device;
+    /// use sparse_prune::{Amount, Masking, PruneSchedule, PrunerConfig, SparsityReport};
+    ///
+    /// let device = Device::flex();
+    /// let config = PrunerConfig::new(PruneSchedule::OneShot { at: 1, sparsity: 0.5 })
+    ///     .with_masking(Masking::InPlace);
+    /// let mut pruner = config.init().unwrap();
+    /// let model: Linear = pruner.attach(LinearConfig::new(4, 4).init(&device)).unwrap();
+    /// let (model, _) = pruner.prune(model, 1, Amount::Sparsity(0.5), None).unwrap();
+    /// let file = std::env::temp_dir().join(format!("load-masked-doc-{}", std::process::id()));
+    /// model.save_file(&file).unwrap();
+    ///
+    /// let fresh: Linear = LinearConfig::new(4, 4).init(&device);
+    /// let loaded = config.init().unwrap().load_masked(fresh, file.with_extension("bpk")).unwrap();
+    /// assert_eq!(SparsityReport::of(&loaded).nonzeros(), 10);
+    /// # std::fs::remove_file(file.with_extension("bpk")).unwrap();
+    /// ```
     pub fn load_masked<M: Module>(
         &mut self,
         model: M,
