@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
-use burn::tensor::{Bool, DType, Device, Tensor, TensorData};
+use burn::tensor::{Bool, DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::snapshot::MASK_SUFFIX;
@@ -61,42 +61,40 @@ pub(crate) struct Enforcer {
 enum Keep {
     /// Nothing pruned: nothing to do (every mask until the first prune event).
     AllAlive,
-    /// 1 where alive, 0 where pruned.
-    Host(Vec<u8>),
-    /// `true` where pruned.
-    Device(Box<Tensor<1, Bool>>),
+    /// Some entries pruned.
+    Pruned {
+        /// `true` where pruned (for `mask_fill`: GPU backends, other float types).
+        pruned: Box<Tensor<1, Bool>>,
+        /// 1 where alive, 0 where pruned, for the in-place pass on CPU backends.
+        host: Option<Vec<u8>>,
+    },
 }
 
 impl Enforcer {
     /// Set the pruned entries of every masked base of `model` to 0.
     pub(crate) fn enforce<M: Module>(&mut self, model: M) -> M {
-        let mut ids = MaskIds::default();
-        model.visit(&mut ids);
-        self.masks.retain(|owner, _| ids.masks.contains_key(owner));
-        for (owner, (id, pruned)) in ids.masks {
-            if self
-                .masks
-                .get(&owner)
-                .is_some_and(|(cached, _)| *cached == id)
-            {
-                continue;
-            }
+        let mut changed = MaskIds {
+            path: vec![],
+            cached: &self.masks,
+            seen: vec![],
+            changed: vec![],
+        };
+        model.visit(&mut changed);
+        let (seen, changed) = (changed.seen, changed.changed);
+        self.masks.retain(|owner, _| seen.contains(owner));
+        for (owner, id, pruned) in changed {
             #[cfg(test)]
-            let host = crate::snapshot::is_host(&pruned.device()) && !self.tensor_path;
+            let host = sparse_reg::is_host(&pruned.device()) && !self.tensor_path;
             #[cfg(not(test))]
-            let host = crate::snapshot::is_host(&pruned.device());
-            let keep = if host {
-                let keep: Vec<u8> = crate::snapshot::host_bools(pruned)
-                    .into_iter()
-                    .map(|p| u8::from(!p))
-                    .collect();
-                if keep.iter().all(|k| *k == 1) {
-                    Keep::AllAlive
-                } else {
-                    Keep::Host(keep)
-                }
+            let host = sparse_reg::is_host(&pruned.device());
+            let bools = crate::snapshot::host_bools(pruned.clone());
+            let keep = if bools.iter().all(|p| !p) {
+                Keep::AllAlive
             } else {
-                Keep::Device(Box::new(pruned))
+                Keep::Pruned {
+                    pruned: Box::new(pruned),
+                    host: host.then(|| bools.iter().map(|p| u8::from(!p)).collect()),
+                }
             };
             self.masks.insert(owner, (id, keep));
         }
@@ -107,14 +105,16 @@ impl Enforcer {
     }
 }
 
-/// The mask parameter of every masked base, by the base's path.
-#[derive(Default)]
-struct MaskIds {
+/// The paths of every masked base, and the masks whose id is not the cached one (a mask's
+/// tensor is read only then).
+struct MaskIds<'a> {
     path: Vec<String>,
-    masks: HashMap<String, (ParamId, Tensor<1, Bool>)>,
+    cached: &'a HashMap<String, (ParamId, Keep)>,
+    seen: Vec<String>,
+    changed: Vec<(String, ParamId, Tensor<1, Bool>)>,
 }
 
-impl ModuleVisitor for MaskIds {
+impl ModuleVisitor for MaskIds<'_> {
     fn enter_module(&mut self, name: &str, _container_type: &str) {
         self.path.push(name.to_string());
     }
@@ -125,11 +125,20 @@ impl ModuleVisitor for MaskIds {
 
     fn visit_bool<const D: usize>(&mut self, param: &Param<Tensor<D, Bool>>) {
         let path = self.path.join(".");
-        if let Some(owner) = path.strip_suffix(MASK_SUFFIX) {
+        let Some(owner) = path.strip_suffix(MASK_SUFFIX) else {
+            return;
+        };
+        let owner = owner.to_string();
+        if self
+            .cached
+            .get(&owner)
+            .is_none_or(|(id, _)| *id != param.id)
+        {
             let n = param.lazy_shape().num_elements();
-            self.masks
-                .insert(owner.to_string(), (param.id, param.val().reshape([n])));
+            self.changed
+                .push((owner.clone(), param.id, param.val().reshape([n])));
         }
+        self.seen.push(owner);
     }
 }
 
@@ -148,29 +157,16 @@ impl ModuleMapper for Zero<'_> {
     }
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let Some((_, keep)) = self.masks.get(&self.path.join(".")) else {
-            return param;
+        let Some((_, Keep::Pruned { pruned, host })) = self.masks.get(&self.path.join(".")) else {
+            return param; // not masked, or nothing pruned
         };
-        if matches!(keep, Keep::AllAlive) {
-            return param;
-        }
         param.map(|t| {
             let require_grad = t.is_require_grad();
             let device = t.device();
             let t = t.detach();
-            let t = match keep {
-                Keep::Host(keep) if t.dtype() == DType::F32 => zero_on_host(t, keep, &device),
-                Keep::Host(keep) => {
-                    let shape = t.shape();
-                    let pruned: Vec<bool> = keep.iter().map(|k| *k == 0).collect();
-                    let m = Tensor::<1, Bool>::from_data(
-                        TensorData::new(pruned, [keep.len()]),
-                        &device,
-                    );
-                    t.mask_fill(m.reshape(shape), 0.0)
-                }
-                Keep::AllAlive => unreachable!("returned above"),
-                Keep::Device(pruned) => {
+            let t = match host {
+                Some(keep) if t.dtype() == DType::F32 => zero_on_host(t, keep, &device),
+                _ => {
                     let shape = t.shape();
                     let pruned = pruned.as_ref().clone().to_device(&device);
                     t.mask_fill(pruned.reshape(shape), 0.0)

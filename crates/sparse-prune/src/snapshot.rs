@@ -48,16 +48,6 @@ pub(crate) fn host_bools<const D: usize>(tensor: Tensor<D, Bool>) -> Vec<bool> {
         .collect()
 }
 
-/// Whether tensors on `device` live in host memory (flex, ndarray; with autodiff or not).
-pub(crate) fn is_host(device: &burn::tensor::Device) -> bool {
-    let name = format!("{device:?}");
-    let inner = name
-        .strip_prefix("Device<Autodiff { device: ")
-        .or_else(|| name.strip_prefix("Device<"))
-        .unwrap_or("");
-    inner.starts_with("Flex") || inner.starts_with("NdArray")
-}
-
 /// Snapshot every float parameter of `model` (tied ones once), in traversal order.
 pub(crate) fn snapshot<M: Module>(
     model: &M,

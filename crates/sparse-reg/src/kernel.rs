@@ -11,10 +11,22 @@ use burn::tensor::{DType, Device, Tensor};
 
 use crate::{Penalty, Relevance};
 
-/// Whether tensors on `device` live in host memory (so the fused host pass costs no transfer).
-pub(crate) fn is_host(device: &Device) -> bool {
+/// Whether tensors on `device` live in host memory, with autodiff or not (flex, ndarray): there
+/// a pass over a buffer on the host costs no transfer.
+///
+/// ```
+/// use burn::tensor::Device;
+///
+/// assert!(sparse_reg::is_host(&Device::flex()));
+/// assert!(sparse_reg::is_host(&Device::flex().autodiff()));
+/// ```
+pub fn is_host(device: &Device) -> bool {
     let name = format!("{device:?}");
-    name.starts_with("Device<Flex") || name.starts_with("Device<NdArray")
+    let inner = name
+        .strip_prefix("Device<Autodiff { device: ")
+        .or_else(|| name.strip_prefix("Device<"))
+        .unwrap_or("");
+    inner.starts_with("Flex") || inner.starts_with("NdArray")
 }
 
 /// `e^x` for `x <= 0`, relative error below 2e-7 (range reduction to `[-ln2/2, ln2/2]`, degree-6

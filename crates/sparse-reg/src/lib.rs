@@ -45,6 +45,7 @@ pub use adam::{FusedAdam, FusedAdamConfig};
 pub use config::{Coupling, Penalty, SelectiveDecayConfig};
 pub use decay::SelectiveDecay;
 pub use error::ConfigError;
+pub use kernel::is_host;
 pub use params::{ParamInfo, float_params, is_running_statistic, select_params};
 pub use relevance::Relevance;
 pub use schedule::{ClockState, DecayClock, GammaSchedule};
