@@ -245,7 +245,7 @@ fn run_pass(bufs: AdamBuffers<'_>, scalars: AdamScalars, decay: Option<DecayTerm
 struct AdamLoop<'a>(AdamBuffers<'a>, AdamScalars);
 
 impl crate::kernel::DecayedLoop for AdamLoop<'_> {
-    fn run(self, grad: impl Fn(f32, f32) -> f32) {
+    fn run(self, grad: impl crate::kernel::Decayed) {
         pulp::Arch::new().dispatch(AdamPass {
             bufs: self.0,
             scalars: self.1,
@@ -255,7 +255,7 @@ impl crate::kernel::DecayedLoop for AdamLoop<'_> {
 }
 
 /// One Adam step over a parameter, as a `pulp` operation (compiled per instruction set).
-/// `grad(g, w)` is the gradient Adam sees (`g`, or `g` plus the decay term). The arithmetic is
+/// `grad.at(g, w)` is the gradient Adam sees (`g`, or `g` plus the decay term). The arithmetic is
 /// Burn's, op by op and in its order, without fused multiply-adds, so the result is
 /// bit-identical to Burn's Adam on flex.
 struct AdamPass<'a, F> {
@@ -264,7 +264,7 @@ struct AdamPass<'a, F> {
     grad: F,
 }
 
-impl<F: Fn(f32, f32) -> f32> pulp::WithSimd for AdamPass<'_, F> {
+impl<F: crate::kernel::Decayed> pulp::WithSimd for AdamPass<'_, F> {
     type Output = ();
 
     #[inline(always)]
@@ -274,6 +274,16 @@ impl<F: Fn(f32, f32) -> f32> pulp::WithSimd for AdamPass<'_, F> {
             scalars,
             grad,
         } = self;
+        // The decay term with fused multiply-adds where the instruction set has them; the
+        // optimizer's own arithmetic below stays Burn's, op by op.
+        let fma = crate::kernel::has_fma::<S>();
+        let grad = move |g, w| {
+            if fma {
+                grad.at::<true>(g, w)
+            } else {
+                grad.at::<false>(g, w)
+            }
+        };
         let AdamScalars {
             beta_1,
             beta_2,

@@ -288,7 +288,7 @@ fn run_pass(bufs: SgdBuffers<'_>, scalars: SgdScalars, decay: Option<DecayTerm>)
 struct SgdLoop<'a>(SgdBuffers<'a>, SgdScalars);
 
 impl crate::kernel::DecayedLoop for SgdLoop<'_> {
-    fn run(self, grad: impl Fn(f32, f32) -> f32) {
+    fn run(self, grad: impl crate::kernel::Decayed) {
         pulp::Arch::new().dispatch(SgdPass {
             bufs: self.0,
             scalars: self.1,
@@ -298,7 +298,7 @@ impl crate::kernel::DecayedLoop for SgdLoop<'_> {
 }
 
 /// One SGD step over a parameter, as a `pulp` operation (compiled per instruction set).
-/// `grad(g, w)` is the gradient SGD sees (`g`, or `g` plus the decay term). The arithmetic is
+/// `grad.at(g, w)` is the gradient SGD sees (`g`, or `g` plus the decay term). The arithmetic is
 /// Burn's, op by op and in its order, without fused multiply-adds, so the result is
 /// bit-identical to Burn's SGD on flex.
 struct SgdPass<'a, F> {
@@ -307,7 +307,7 @@ struct SgdPass<'a, F> {
     grad: F,
 }
 
-impl<F: Fn(f32, f32) -> f32> pulp::WithSimd for SgdPass<'_, F> {
+impl<F: crate::kernel::Decayed> pulp::WithSimd for SgdPass<'_, F> {
     type Output = ();
 
     #[inline(always)]
@@ -322,6 +322,16 @@ impl<F: Fn(f32, f32) -> f32> pulp::WithSimd for SgdPass<'_, F> {
                 },
             grad,
         } = self;
+        // The decay term with fused multiply-adds where the instruction set has them; the
+        // optimizer's own arithmetic below stays Burn's, op by op.
+        let fma = crate::kernel::has_fma::<S>();
+        let grad = move |g, w| {
+            if fma {
+                grad.at::<true>(g, w)
+            } else {
+                grad.at::<false>(g, w)
+            }
+        };
         match (momentum, v) {
             (Some(m), Some(v)) => {
                 let entries = g.iter().zip(w.iter_mut()).zip(v.iter_mut());
