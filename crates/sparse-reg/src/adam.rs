@@ -276,14 +276,7 @@ impl<F: crate::kernel::Decayed> pulp::WithSimd for AdamPass<'_, F> {
         } = self;
         // The decay term with fused multiply-adds where the instruction set has them; the
         // optimizer's own arithmetic below stays Burn's, op by op.
-        let fma = crate::kernel::has_fma::<S>();
-        let grad = move |g, w| {
-            if fma {
-                grad.at::<true>(g, w)
-            } else {
-                grad.at::<false>(g, w)
-            }
-        };
+        let grad = crate::kernel::for_level::<S>(grad);
         let AdamScalars {
             beta_1,
             beta_2,

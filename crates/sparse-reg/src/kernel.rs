@@ -142,28 +142,36 @@ pub(crate) trait DecayedLoop {
 /// combination, so the loop that calls it stays branch-free and vectorises.
 pub(crate) fn with_decayed(rel: Relevance, penalty: Penalty, scale: f32, body: impl DecayedLoop) {
     let inv_alpha = rel.alpha().map_or(1.0, |a| (1.0 / a) as f32);
-    let exp = matches!(rel, Relevance::Exp { .. });
-    match (exp, penalty) {
-        (true, Penalty::L2) => body.run(Term::<true, false> {
+    let term = (rel, scale, inv_alpha);
+    match (matches!(rel, Relevance::Exp { .. }), penalty) {
+        (true, Penalty::L2) => body.run(Term::<true, false>::from(term)),
+        (true, Penalty::L1) => body.run(Term::<true, true>::from(term)),
+        (false, Penalty::L2) => body.run(Term::<false, false>::from(term)),
+        (false, Penalty::L1) => body.run(Term::<false, true>::from(term)),
+    }
+}
+
+impl<const EXP: bool, const L1: bool> From<(Relevance, f32, f32)> for Term<EXP, L1> {
+    fn from((rel, scale, inv_alpha): (Relevance, f32, f32)) -> Self {
+        Self {
             rel,
             scale,
             inv_alpha,
-        }),
-        (true, Penalty::L1) => body.run(Term::<true, true> {
-            rel,
-            scale,
-            inv_alpha,
-        }),
-        (false, Penalty::L2) => body.run(Term::<false, false> {
-            rel,
-            scale,
-            inv_alpha,
-        }),
-        (false, Penalty::L1) => body.run(Term::<false, true> {
-            rel,
-            scale,
-            inv_alpha,
-        }),
+        }
+    }
+}
+
+/// `decayed` as the function a pass compiled for the pulp level `S` calls: with fused
+/// multiply-adds where `S` has them ([`has_fma`]; a constant once `S` is known).
+#[inline(always)]
+pub(crate) fn for_level<S: pulp::Simd>(decayed: impl Decayed) -> impl Fn(f32, f32) -> f32 {
+    let fma = has_fma::<S>();
+    move |g, w| {
+        if fma {
+            decayed.at::<true>(g, w)
+        } else {
+            decayed.at::<false>(g, w)
+        }
     }
 }
 
@@ -216,15 +224,9 @@ impl<F: Decayed> pulp::WithSimd for Pass<'_, F> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        let d = self.decayed;
-        if has_fma::<S>() {
-            for (g, w) in self.grad.iter_mut().zip(self.weight) {
-                *g = d.at::<true>(*g, *w);
-            }
-        } else {
-            for (g, w) in self.grad.iter_mut().zip(self.weight) {
-                *g = d.at::<false>(*g, *w);
-            }
+        let decayed = for_level::<S>(self.decayed);
+        for (g, w) in self.grad.iter_mut().zip(self.weight) {
+            *g = decayed(*g, *w);
         }
     }
 }
@@ -333,18 +335,21 @@ mod tests {
         }
     }
 
+    /// `n` spread-out gradients and weights of both signs.
+    fn gradients_and_weights(n: usize) -> (Vec<f32>, Vec<f32>) {
+        let spread = |i: usize, k: usize, d: f32| ((i * k % 1000) as f32 - 500.0) / d;
+        let g = (0..n).map(|i| spread(i, 7919, 300.0)).collect();
+        let w = (0..n).map(|i| spread(i, 104_729, 700.0)).collect();
+        (g, w)
+    }
+
     #[test]
     fn the_scalar_and_the_dispatched_passes_agree() {
         use pulp::WithSimd;
         // The scalar body (separate multiplies and adds) is what a CPU without FMA runs; the
         // dispatched one (AVX-512 or AVX2 with FMA here) rounds differently, by an ulp or so.
         let n = 4099;
-        let g: Vec<f32> = (0..n)
-            .map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 300.0)
-            .collect();
-        let w: Vec<f32> = (0..n)
-            .map(|i| ((i * 104_729 % 1000) as f32 - 500.0) / 700.0)
-            .collect();
+        let (g, w) = gradients_and_weights(n);
         let rel = Relevance::Exp { alpha: 0.3 };
         let (mut scalar, mut simd) = (g.clone(), g.clone());
         let term = Term::<true, false> {
@@ -379,12 +384,7 @@ mod tests {
             &Tensor::<1>::zeros([1], &device)
         ));
         let n = 300_000; // large enough for the threaded path
-        let g: Vec<f32> = (0..n)
-            .map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 300.0)
-            .collect();
-        let w: Vec<f32> = (0..n)
-            .map(|i| ((i * 104_729 % 1000) as f32 - 500.0) / 700.0)
-            .collect();
+        let (g, w) = gradients_and_weights(n);
         let gt = Tensor::<1>::from_data(TensorData::new(g.clone(), [n]), &device);
         let wt = Tensor::<1>::from_data(TensorData::new(w.clone(), [n]), &device);
         for rel in [
