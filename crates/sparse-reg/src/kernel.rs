@@ -51,9 +51,7 @@ pub(crate) fn has_fma<S: pulp::Simd>() -> bool {
 
 /// `e^x` for `x <= 0`, relative error below 2e-7 (range reduction to `[-ln2/2, ln2/2]`, degree-6
 /// polynomial); branch-free so the loop vectorises. Underflows to 0 below -87. With `FMA` the
-/// reduction and the polynomial take one instruction per step (measured: the decay's pass over
-/// LeNet-300-100's 266 k weights took 90 us with separate multiplies and adds on AVX-512, 60 us
-/// fused).
+/// reduction and each polynomial step are one instruction (docs/BENCHMARKS.md, session 13).
 #[inline(always)]
 pub(crate) fn exp_neg<const FMA: bool>(x: f32) -> f32 {
     let x = x.max(-87.0);
@@ -122,11 +120,13 @@ struct Term<const EXP: bool, const L1: bool> {
 impl<const EXP: bool, const L1: bool> Decayed for Term<EXP, L1> {
     #[inline(always)]
     fn at<const FMA: bool>(self, g: f32, w: f32) -> f32 {
-        let f = if EXP {
-            exp_neg::<FMA>(-g.abs() * self.inv_alpha)
+        // With `EXP` the relevance is a constant, so `factor`'s match folds away.
+        let rel = if EXP {
+            Relevance::Exp { alpha: 1.0 }
         } else {
-            factor::<FMA>(self.rel, g, self.inv_alpha)
+            self.rel
         };
+        let f = factor::<FMA>(rel, g, self.inv_alpha);
         madd::<FMA>(self.scale * f, if L1 { sign(w) } else { w }, g)
     }
 }
