@@ -364,6 +364,8 @@ struct Outcome {
     wall_s: Option<f64>,
     /// Set when the run has not finished: the step of its last checkpoint.
     partial_step: Option<u64>,
+    /// The seed of the run (0 until the caller that knows it sets it).
+    seed: u64,
 }
 
 fn read_json(path: &Path) -> Option<Value> {
@@ -427,6 +429,7 @@ fn burn_outcome(run: &Path) -> Option<Outcome> {
         dense_test,
         wall_s,
         partial_step,
+        seed: 0,
     })
 }
 
@@ -454,6 +457,7 @@ fn torch_outcome(file: &Path) -> Option<Outcome> {
         dense_test: s["dense_test_acc"].as_f64()?,
         wall_s: s["wall_s"].as_f64(),
         partial_step: None,
+        seed: 0,
     })
 }
 
@@ -517,7 +521,9 @@ fn report(args: &Args, out: &Path, records: &Path) -> Result<(String, usize), St
                 .iter()
                 .filter_map(|s| {
                     let name = format!("{prefix}-s{s}");
-                    burn_outcome(&kept.join(&name)).or_else(|| burn_outcome(&dir.join(&name)))
+                    burn_outcome(&kept.join(&name))
+                        .or_else(|| burn_outcome(&dir.join(&name)))
+                        .map(|o| Outcome { seed: *s, ..o })
                 })
                 .collect();
             rows.push((format!("Burn: {label}"), found));
@@ -527,7 +533,9 @@ fn report(args: &Args, out: &Path, records: &Path) -> Result<(String, usize), St
             .iter()
             .filter_map(|s| {
                 let name = format!("torch-s{s}.jsonl");
-                torch_outcome(&kept.join(&name)).or_else(|| torch_outcome(&dir.join(&name)))
+                torch_outcome(&kept.join(&name))
+                    .or_else(|| torch_outcome(&dir.join(&name)))
+                    .map(|o| Outcome { seed: *s, ..o })
             })
             .collect();
         rows.push(("PyTorch reference (relevance, fused)".into(), torch));
@@ -601,9 +609,66 @@ fn report(args: &Args, out: &Path, records: &Path) -> Result<(String, usize), St
                 .collect();
             text.push_str(&format!("| {} |{cells}\n", label_of(label, found, partial)));
         }
+        text.push_str(&per_seed(model, &args.seeds, &rows));
         text.push('\n');
     }
     Ok((text, count))
+}
+
+/// The per-seed table: compression at the floor and test accuracy there, one column per seed
+/// (the Burn methods of a seed share its dense start, shown in the first row).
+fn per_seed(model: &str, seeds: &[u64], rows: &[(String, Vec<Outcome>, Vec<u64>)]) -> String {
+    let pct = |v: f64| format!("{:.2} %", 100.0 * v);
+    let seeds: Vec<u64> = seeds
+        .iter()
+        .copied()
+        .filter(|s| {
+            rows.iter()
+                .any(|(_, found, _)| found.iter().any(|o| o.seed == *s))
+        })
+        .collect();
+    if seeds.is_empty() {
+        return String::new();
+    }
+    let mut text = format!(
+        "\nPer seed ({model}): compression at the floor, test acc there; `-` = not run yet, \
+         `*` = unfinished (its last checkpoint):\n\n| method |{}\n|---|{}\n",
+        seeds
+            .iter()
+            .map(|s| format!(" seed {s} |"))
+            .collect::<String>(),
+        seeds.iter().map(|_| "---|").collect::<String>()
+    );
+    let burn = |s: u64| {
+        rows.iter()
+            .filter(|(label, _, _)| label.starts_with("Burn"))
+            .flat_map(|(_, found, _)| found)
+            .find(|o| o.seed == s)
+    };
+    let dense: String = seeds
+        .iter()
+        .map(|s| format!(" {} |", burn(*s).map_or("-".into(), |o| pct(o.dense_test))))
+        .collect();
+    text.push_str(&format!("| Burn: dense start (test acc) |{dense}\n"));
+    for (label, found, _) in rows {
+        if found.is_empty() {
+            continue;
+        }
+        let cells: String = seeds
+            .iter()
+            .map(|s| match found.iter().find(|o| o.seed == *s) {
+                None => " - |".to_string(),
+                Some(o) => format!(
+                    " {}{}, {} |",
+                    o.compression.map_or("-".into(), |c| format!("{c:.0}x")),
+                    if o.partial_step.is_some() { "*" } else { "" },
+                    o.test_at_best.map_or("-".into(), pct)
+                ),
+            })
+            .collect();
+        text.push_str(&format!("| {label} |{cells}\n"));
+    }
+    text
 }
 
 #[cfg(test)]
@@ -708,6 +773,10 @@ mod tests {
             text.contains("| Burn: l2 (unfinished: last checkpoint at step 500) | 1 | 3x |"),
             "{text}"
         );
+        assert!(
+            text.contains("| Burn: magnitude | 100x, 93.00 % |\n| Burn: l2 | 3x*, 93.00 % |\n"),
+            "{text}"
+        );
         std::fs::remove_dir_all(&root).ok();
     }
 
@@ -729,6 +798,15 @@ mod tests {
         let (text, count) = report(&args, &out, &records).unwrap();
         assert_eq!(count, 3, "{text}");
         assert!(text.contains("| Burn: relevance | 1 | 400x |"), "{text}");
+        assert!(
+            text.contains(
+                "| method | seed 1 | seed 4 |\n|---|---|---|\n\
+                 | Burn: dense start (test acc) | 95.00 % | 95.00 % |\n\
+                 | Burn: relevance | 400x, 93.00 % | - |\n\
+                 | Burn: l2 | - | 370x, 93.00 % |\n"
+            ),
+            "{text}"
+        );
         assert!(text.contains("### lenet300"), "{text}");
         assert!(text.contains("| Burn: l2 | 1 | 200x |"), "{text}");
         let extra = Cli::parse_from(["x", "--seeds", "7", "--methods", "relevance,new"])
