@@ -360,6 +360,9 @@ struct Outcome {
     /// Per LADDER level: test accuracy at the first check at >= that compression whose
     /// validation accuracy passed the floor.
     ladder: Vec<Option<f64>>,
+    /// Per LADDER level: test accuracy at the check with the best validation accuracy among
+    /// those at >= that compression whose validation accuracy passed the floor.
+    ladder_best_val: Vec<Option<f64>>,
     dense_test: f64,
     wall_s: Option<f64>,
     /// Set when the run has not finished: the step of its last checkpoint.
@@ -372,14 +375,36 @@ fn read_json(path: &Path) -> Option<Value> {
     serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
 }
 
-fn ladder(points: &[(f64, f64, bool)]) -> Vec<Option<f64>> {
+/// One check of a run: compression, validation accuracy, test accuracy, validation above the
+/// floor.
+type Check = (f64, f64, f64, bool);
+
+fn ladder(points: &[Check]) -> Vec<Option<f64>> {
     LADDER
         .iter()
         .map(|level| {
             points
                 .iter()
-                .find(|(c, _, passed)| *c >= *level && *passed)
-                .map(|p| p.1)
+                .find(|(c, _, _, passed)| *c >= *level && *passed)
+                .map(|p| p.2)
+        })
+        .collect()
+}
+
+/// Per LADDER level, the test accuracy of the check that validation alone would pick among
+/// those at or past it (the first of equals).
+fn ladder_best_val(points: &[Check]) -> Vec<Option<f64>> {
+    LADDER
+        .iter()
+        .map(|level| {
+            points
+                .iter()
+                .filter(|(c, _, _, passed)| *c >= *level && *passed)
+                .fold(None::<&Check>, |best, p| match best {
+                    Some(b) if b.1 >= p.1 => Some(b),
+                    _ => Some(p),
+                })
+                .map(|p| p.2)
         })
         .collect()
 }
@@ -404,9 +429,9 @@ fn burn_outcome(run: &Path) -> Option<Outcome> {
         .or_else(|| read_json(&run.join("checkpoint/progress.json")))
         .or_else(|| read_json(&run.join("checkpoint.old/progress.json")))?;
     let floor = progress["floor"].as_f64()?;
-    let points: Vec<(f64, f64, bool)> = rows
+    let points: Vec<Check> = rows
         .iter()
-        .map(|f| (total / f[4].max(1.0), f[3], f[2] > floor))
+        .map(|f| (total / f[4].max(1.0), f[2], f[3], f[2] > floor))
         .collect();
     let (best, dense_test, wall_s, partial_step) = match read_json(&run.join("summary.json")) {
         Some(s) => (
@@ -426,6 +451,7 @@ fn burn_outcome(run: &Path) -> Option<Outcome> {
         compression: best["compression"].as_f64(),
         test_at_best: best["test_acc"].as_f64(),
         ladder: ladder(&points),
+        ladder_best_val: ladder_best_val(&points),
         dense_test,
         wall_s,
         partial_step,
@@ -440,13 +466,16 @@ fn torch_outcome(file: &Path) -> Option<Outcome> {
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
     let s = lines.iter().find(|v| v["summary"] == Value::Bool(true))?;
-    let points: Vec<(f64, f64, bool)> = lines
+    let floor = s["floor"].as_f64()?;
+    let points: Vec<Check> = lines
         .iter()
         .filter_map(|v| {
+            let val = v["val_acc"].as_f64()?;
             Some((
                 1.0 / v["remaining"].as_f64()?,
+                val,
                 v["test_acc"].as_f64()?,
-                true,
+                val > floor,
             ))
         })
         .collect();
@@ -454,6 +483,7 @@ fn torch_outcome(file: &Path) -> Option<Outcome> {
         compression: s["best_compression"].as_f64(),
         test_at_best: s["best_test_acc"].as_f64(),
         ladder: ladder(&points),
+        ladder_best_val: ladder_best_val(&points),
         dense_test: s["dense_test_acc"].as_f64()?,
         wall_s: s["wall_s"].as_f64(),
         partial_step: None,
@@ -604,6 +634,28 @@ fn report(args: &Args, out: &Path, records: &Path) -> Result<(String, usize), St
             let cells: String = (0..LADDER.len())
                 .map(|i| {
                     let v: Vec<f64> = found.iter().filter_map(|o| o.ladder[i]).collect();
+                    format!(" {} |", spread(&v, pct))
+                })
+                .collect();
+            text.push_str(&format!("| {} |{cells}\n", label_of(label, found, partial)));
+        }
+        text.push_str(&format!(
+            "\nTest accuracy of the check validation picks at each compression: the best \
+             validation accuracy among the checks at or past it with validation above the floor \
+             ({model}):\n\n| method |{}\n|---|{}\n",
+            LADDER
+                .iter()
+                .map(|l| format!(" >= {l:.0}x |"))
+                .collect::<String>(),
+            LADDER.iter().map(|_| "---|").collect::<String>()
+        ));
+        for (label, found, partial) in &rows {
+            if found.is_empty() {
+                continue;
+            }
+            let cells: String = (0..LADDER.len())
+                .map(|i| {
+                    let v: Vec<f64> = found.iter().filter_map(|o| o.ladder_best_val[i]).collect();
                     format!(" {} |", spread(&v, pct))
                 })
                 .collect();
@@ -815,6 +867,46 @@ mod tests {
         assert_eq!(extra.seeds, [1, 2, 3, 4, 5, 7]);
         assert_eq!(extra.methods.last().map(String::as_str), Some("new"));
         std::fs::remove_dir_all(&root).ok();
+    }
+
+    #[test]
+    fn ladders_take_the_first_check_or_the_one_validation_picks_above_the_floor() {
+        let points: Vec<Check> = vec![
+            (5.0, 0.95, 0.90, true),
+            (12.0, 0.91, 0.92, true),
+            (15.0, 0.96, 0.89, true),
+            (16.0, 0.96, 0.87, true), // equal validation: the first of equals is kept
+            (40.0, 0.99, 0.80, false), // under the floor: never counted
+            (120.0, 0.93, 0.88, true),
+        ];
+        assert_eq!(
+            ladder(&points),
+            [Some(0.92), Some(0.88), Some(0.88), None, None, None]
+        );
+        assert_eq!(
+            ladder_best_val(&points),
+            [Some(0.89), Some(0.88), Some(0.88), None, None, None]
+        );
+    }
+
+    #[test]
+    fn the_references_checks_under_its_floor_are_not_counted() {
+        let file = std::env::temp_dir().join(format!("xtask-torch-{}.jsonl", std::process::id()));
+        std::fs::write(
+            &file,
+            r#"{"phase": "dense", "epoch": 1, "val_acc": 0.9}
+{"phase": "prune", "step": 250, "val_acc": 0.95, "remaining": 0.05, "test_acc": 0.91}
+{"phase": "prune", "step": 500, "val_acc": 0.89, "remaining": 0.009, "test_acc": 0.85}
+{"phase": "prune", "step": 750, "val_acc": 0.93, "remaining": 0.008, "test_acc": 0.90}
+{"summary": true, "floor": 0.9, "dense_test_acc": 0.95, "best_compression": 125.0, "best_test_acc": 0.9, "wall_s": 3.0}
+"#,
+        )
+        .unwrap();
+        let o = torch_outcome(&file).unwrap();
+        std::fs::remove_file(&file).ok();
+        assert_eq!(o.ladder[..4], [Some(0.91), Some(0.90), Some(0.90), None]);
+        assert_eq!(o.ladder_best_val[..3], [Some(0.91), Some(0.90), Some(0.90)]);
+        assert_eq!((o.compression, o.test_at_best), (Some(125.0), Some(0.9)));
     }
 
     #[test]
