@@ -367,7 +367,7 @@ struct Outcome {
     wall_s: Option<f64>,
     /// Set when the run has not finished: the step of its last checkpoint.
     partial_step: Option<u64>,
-    /// The seed of the run (0 until the caller that knows it sets it).
+    /// The seed of the run.
     seed: u64,
 }
 
@@ -379,39 +379,43 @@ fn read_json(path: &Path) -> Option<Value> {
 /// floor.
 type Check = (f64, f64, f64, bool);
 
-fn ladder(points: &[Check]) -> Vec<Option<f64>> {
+/// Per LADDER level, the test accuracy of the check `pick` takes among those at or past it whose
+/// validation accuracy passed the floor (in order).
+fn at_levels(points: &[Check], pick: impl Fn(&[&Check]) -> Option<f64>) -> Vec<Option<f64>> {
     LADDER
         .iter()
         .map(|level| {
-            points
+            let passed: Vec<&Check> = points
                 .iter()
-                .find(|(c, _, _, passed)| *c >= *level && *passed)
-                .map(|p| p.2)
+                .filter(|(c, _, _, passed)| *c >= *level && *passed)
+                .collect();
+            pick(&passed)
         })
         .collect()
+}
+
+/// Per LADDER level, the test accuracy of the first check at or past it.
+fn ladder(points: &[Check]) -> Vec<Option<f64>> {
+    at_levels(points, |passed| passed.first().map(|p| p.2))
 }
 
 /// Per LADDER level, the test accuracy of the check that validation alone would pick among
 /// those at or past it (the first of equals).
 fn ladder_best_val(points: &[Check]) -> Vec<Option<f64>> {
-    LADDER
-        .iter()
-        .map(|level| {
-            points
-                .iter()
-                .filter(|(c, _, _, passed)| *c >= *level && *passed)
-                .fold(None::<&Check>, |best, p| match best {
-                    Some(b) if b.1 >= p.1 => Some(b),
-                    _ => Some(p),
-                })
-                .map(|p| p.2)
-        })
-        .collect()
+    at_levels(points, |passed| {
+        passed
+            .iter()
+            .fold(None::<&Check>, |best, p| match best {
+                Some(b) if b.1 >= p.1 => Some(b),
+                _ => Some(p),
+            })
+            .map(|p| p.2)
+    })
 }
 
 /// A finished run (summary.json; a run directory or its record), or an unfinished one from its
 /// last checkpoint.
-fn burn_outcome(run: &Path) -> Option<Outcome> {
+fn burn_outcome(run: &Path, seed: u64) -> Option<Outcome> {
     let csv = std::fs::read_to_string(run.join("metrics.csv")).ok()?;
     let rows: Vec<Vec<f64>> = csv
         .lines()
@@ -455,11 +459,11 @@ fn burn_outcome(run: &Path) -> Option<Outcome> {
         dense_test,
         wall_s,
         partial_step,
-        seed: 0,
+        seed,
     })
 }
 
-fn torch_outcome(file: &Path) -> Option<Outcome> {
+fn torch_outcome(file: &Path, seed: u64) -> Option<Outcome> {
     let text = std::fs::read_to_string(file).ok()?;
     let lines: Vec<Value> = text
         .lines()
@@ -487,7 +491,7 @@ fn torch_outcome(file: &Path) -> Option<Outcome> {
         dense_test: s["dense_test_acc"].as_f64()?,
         wall_s: s["wall_s"].as_f64(),
         partial_step: None,
-        seed: 0,
+        seed,
     })
 }
 
@@ -551,9 +555,8 @@ fn report(args: &Args, out: &Path, records: &Path) -> Result<(String, usize), St
                 .iter()
                 .filter_map(|s| {
                     let name = format!("{prefix}-s{s}");
-                    burn_outcome(&kept.join(&name))
-                        .or_else(|| burn_outcome(&dir.join(&name)))
-                        .map(|o| Outcome { seed: *s, ..o })
+                    burn_outcome(&kept.join(&name), *s)
+                        .or_else(|| burn_outcome(&dir.join(&name), *s))
                 })
                 .collect();
             rows.push((format!("Burn: {label}"), found));
@@ -563,16 +566,13 @@ fn report(args: &Args, out: &Path, records: &Path) -> Result<(String, usize), St
             .iter()
             .filter_map(|s| {
                 let name = format!("torch-s{s}.jsonl");
-                torch_outcome(&kept.join(&name))
-                    .or_else(|| torch_outcome(&dir.join(&name)))
-                    .map(|o| Outcome { seed: *s, ..o })
+                torch_outcome(&kept.join(&name), *s).or_else(|| torch_outcome(&dir.join(&name), *s))
             })
             .collect();
         rows.push(("PyTorch reference (relevance, fused)".into(), torch));
         text.push_str(&format!(
             "### {model}\n\n| method | runs | compression at the floor | test acc there | dense test acc | wall s |\n|---|---|---|---|---|---|\n"
         ));
-        let pct = |v: f64| format!("{:.2} %", 100.0 * v);
         // Unfinished runs are left out of the statistics once the row has a finished one; the
         // label says how far they are.
         let rows: Vec<(String, Vec<Outcome>, Vec<u64>)> = rows
@@ -587,23 +587,6 @@ fn report(args: &Args, out: &Path, records: &Path) -> Result<(String, usize), St
                 (label, kept, partial)
             })
             .collect();
-        let label_of = |label: &str, found: &[Outcome], partial: &[u64]| {
-            let steps = partial
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>()
-                .join(", ");
-            if partial.is_empty() {
-                label.to_string()
-            } else if found.iter().all(|o| o.partial_step.is_some()) {
-                format!("{label} (unfinished: last checkpoint at step {steps})")
-            } else {
-                format!(
-                    "{label} (not counted: {} unfinished, last checkpoint at step {steps})",
-                    partial.len()
-                )
-            }
-        };
         for (label, found, partial) in &rows {
             if found.is_empty() {
                 continue;
@@ -622,55 +605,86 @@ fn report(args: &Args, out: &Path, records: &Path) -> Result<(String, usize), St
                 spread(&col(&|o| o.wall_s), |v| format!("{v:.0}")),
             ));
         }
-        text.push_str(&format!(
-            "\nTest accuracy at the first check reaching each compression with validation above the floor ({model}):\n\n| method |{}\n|---|{}\n",
-            LADDER.iter().map(|l| format!(" >= {l:.0}x |")).collect::<String>(),
-            LADDER.iter().map(|_| "---|").collect::<String>()
+        text.push_str(&ladder_table(
+            &format!(
+                "Test accuracy at the first check reaching each compression with validation \
+                 above the floor ({model})"
+            ),
+            &rows,
+            |o| &o.ladder,
         ));
-        for (label, found, partial) in &rows {
-            if found.is_empty() {
-                continue;
-            }
-            let cells: String = (0..LADDER.len())
-                .map(|i| {
-                    let v: Vec<f64> = found.iter().filter_map(|o| o.ladder[i]).collect();
-                    format!(" {} |", spread(&v, pct))
-                })
-                .collect();
-            text.push_str(&format!("| {} |{cells}\n", label_of(label, found, partial)));
-        }
-        text.push_str(&format!(
-            "\nTest accuracy of the check validation picks at each compression: the best \
-             validation accuracy among the checks at or past it with validation above the floor \
-             ({model}):\n\n| method |{}\n|---|{}\n",
-            LADDER
-                .iter()
-                .map(|l| format!(" >= {l:.0}x |"))
-                .collect::<String>(),
-            LADDER.iter().map(|_| "---|").collect::<String>()
+        text.push_str(&ladder_table(
+            &format!(
+                "Test accuracy of the check validation picks at each compression: the best \
+                 validation accuracy among the checks at or past it with validation above the \
+                 floor ({model})"
+            ),
+            &rows,
+            |o| &o.ladder_best_val,
         ));
-        for (label, found, partial) in &rows {
-            if found.is_empty() {
-                continue;
-            }
-            let cells: String = (0..LADDER.len())
-                .map(|i| {
-                    let v: Vec<f64> = found.iter().filter_map(|o| o.ladder_best_val[i]).collect();
-                    format!(" {} |", spread(&v, pct))
-                })
-                .collect();
-            text.push_str(&format!("| {} |{cells}\n", label_of(label, found, partial)));
-        }
         text.push_str(&per_seed(model, &args.seeds, &rows));
         text.push('\n');
     }
     Ok((text, count))
 }
 
+/// An accuracy as a percentage with two decimals.
+fn pct(v: f64) -> String {
+    format!("{:.2} %", 100.0 * v)
+}
+
+/// A row's label, saying how many of its runs are unfinished and where they stand.
+fn label_of(label: &str, found: &[Outcome], partial: &[u64]) -> String {
+    let steps = partial
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if partial.is_empty() {
+        label.to_string()
+    } else if found.iter().all(|o| o.partial_step.is_some()) {
+        format!("{label} (unfinished: last checkpoint at step {steps})")
+    } else {
+        format!(
+            "{label} (not counted: {} unfinished, last checkpoint at step {steps})",
+            partial.len()
+        )
+    }
+}
+
+/// A table with one column per LADDER level: the median (min-max) over each row's runs of the
+/// accuracies `levels` gives for a run.
+fn ladder_table(
+    title: &str,
+    rows: &[(String, Vec<Outcome>, Vec<u64>)],
+    levels: impl Fn(&Outcome) -> &[Option<f64>],
+) -> String {
+    let mut text = format!(
+        "\n{title}:\n\n| method |{}\n|---|{}\n",
+        LADDER
+            .iter()
+            .map(|l| format!(" >= {l:.0}x |"))
+            .collect::<String>(),
+        LADDER.iter().map(|_| "---|").collect::<String>()
+    );
+    for (label, found, partial) in rows {
+        if found.is_empty() {
+            continue;
+        }
+        let cells: String = (0..LADDER.len())
+            .map(|i| {
+                let v: Vec<f64> = found.iter().filter_map(|o| levels(o)[i]).collect();
+                format!(" {} |", spread(&v, pct))
+            })
+            .collect();
+        text.push_str(&format!("| {} |{cells}\n", label_of(label, found, partial)));
+    }
+    text
+}
+
 /// The per-seed table: compression at the floor and test accuracy there, one column per seed
 /// (the Burn methods of a seed share its dense start, shown in the first row).
 fn per_seed(model: &str, seeds: &[u64], rows: &[(String, Vec<Outcome>, Vec<u64>)]) -> String {
-    let pct = |v: f64| format!("{:.2} %", 100.0 * v);
     let seeds: Vec<u64> = seeds
         .iter()
         .copied()
@@ -902,7 +916,7 @@ mod tests {
 "#,
         )
         .unwrap();
-        let o = torch_outcome(&file).unwrap();
+        let o = torch_outcome(&file, 1).unwrap();
         std::fs::remove_file(&file).ok();
         assert_eq!(o.ladder[..4], [Some(0.91), Some(0.90), Some(0.90), None]);
         assert_eq!(o.ladder_best_val[..3], [Some(0.91), Some(0.90), Some(0.90)]);
