@@ -203,7 +203,8 @@ pub fn save_checkpoint<M: Module, P: Serialize>(
 /// The model with its masks and the method's optimizer, ready to train: fresh (masks attached
 /// to `model`, a new optimizer) or, given the `checkpoint` directory [`save_checkpoint`]
 /// wrote, as saved there (weights and masks, optimizer state, the pruner's and the decay
-/// clock's state). `decay` is cloned, so the optimizer shares its clock.
+/// clock's state). `decay` is cloned, so the optimizer shares its clock. The optimizer comes
+/// from [`Pruner::optimizer`]: with in-place masks its step zeroes the pruned entries itself.
 pub fn start_or_resume<M: Module, O: Optimizer + Clone>(
     model: M,
     decay: &SelectiveDecay<O>,
@@ -213,12 +214,13 @@ pub fn start_or_resume<M: Module, O: Optimizer + Clone>(
     match checkpoint {
         None => {
             let model = pruner.attach(model)?;
-            let optim = decay.clone().init(&model)?;
+            let optim = pruner.optimizer(decay.clone(), &model)?;
             Ok((model, optim))
         }
         Some(dir) => {
             let model = pruner.load_masked(model, dir.join("model.bpk"))?;
-            let optim = decay.clone().init(&model)?.load(dir.join("optim.bpk"))?;
+            let optim = pruner.optimizer(decay.clone(), &model)?;
+            let optim = optim.load(dir.join("optim.bpk"))?;
             pruner.load_state(dir.join("pruner.json"))?;
             Ok((model, optim))
         }

@@ -48,11 +48,11 @@ pub fn render(dir: &Path) -> String {
     let overhead = lines(dir, "overhead");
     if overhead.iter().any(|v| v["bench"] == "overhead") {
         out.push_str("### Overhead per training step (`cargo xtask bench overhead`)\n\n");
-        out.push_str("| model | optimizer | bare ms/step | decay / bare: median [per repetition] | of the fastest repetitions | decay+masks / bare: median [per repetition] | of the fastest repetitions | decay+masks in place / bare: median [per repetition] | of the fastest repetitions |\n|---|---|---|---|---|---|---|---|---|\n");
+        out.push_str("| model | optimizer | bare ms/step | decay / bare: median [per repetition] | of the fastest repetitions | decay+masks / bare: median [per repetition] | of the fastest repetitions | decay+masks in place / bare: median [per repetition] | of the fastest repetitions | decay+masks in the step / bare: median [per repetition] | of the fastest repetitions |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
         for v in overhead.iter().filter(|v| v["bench"] == "overhead") {
             let mm = |k: &str| min_max(v, k);
             out.push_str(&format!(
-                "| {} | {} | {} | {} [{}] | {} | {} [{}] | {} | {} [{}] | {} |\n",
+                "| {} | {} | {} | {} [{}] | {} | {} [{}] | {} | {} [{}] | {} | {} [{}] | {} |\n",
                 v["model"].as_str().unwrap_or("?"),
                 v["optimizer"].as_str().unwrap_or("?"),
                 f(v, "bare_ms_per_step", 2),
@@ -65,12 +65,18 @@ pub fn render(dir: &Path) -> String {
                 f(v, "ratio_decay_masks_in_place", 2),
                 mm("ratio_decay_masks_in_place_min_max"),
                 f(v, "ratio_decay_masks_in_place_of_minima", 2),
+                f(v, "ratio_decay_masks_in_step", 2),
+                mm("ratio_decay_masks_in_step_min_max"),
+                f(v, "ratio_decay_masks_in_step_of_minima", 2),
             ));
         }
         out.push_str(
             "Each repetition runs 50 (LeNet-300-100) or 5 (LeNet-5) steps of each contestant in \
              turn; \"of the fastest repetitions\" divides each contestant's fastest repetition \
-             by the bare optimizer's.\n",
+             by the bare optimizer's. \"decay+masks\": masks in the forward pass; \"in place\": \
+             `Pruner::enforce` zeroes the pruned weights after the step; \"in the step\": the \
+             optimizer from `Pruner::optimizer` zeroes them in its own pass and `enforce` skips \
+             them (the examples' set-up).\n",
         );
         out.push('\n');
     }
@@ -79,7 +85,7 @@ pub fn render(dir: &Path) -> String {
         out.push_str(&format!("Burn against PyTorch: skipped ({skip}).\n\n"));
     } else if !torch.is_empty() {
         out.push_str("### Burn flex against PyTorch CPU (`cargo xtask bench torch`)\n\n");
-        out.push_str("| model | optimizer | threads | Burn dense ms | PyTorch dense ms | Burn / PyTorch dense [per repetition] | Burn + method ms (in-place masks) | PyTorch fused + masks ms | PyTorch authors + masks ms | Burn method / PyTorch fused [per repetition] | / authors |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+        out.push_str("| model | optimizer | threads | Burn dense ms | PyTorch dense ms | Burn / PyTorch dense [per repetition] | Burn + method ms (masks in the step) | PyTorch fused + masks ms | PyTorch authors + masks ms | Burn method / PyTorch fused [per repetition] | / authors |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
         for v in &torch {
             out.push_str(&format!(
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",

@@ -70,6 +70,10 @@ pub fn variants<M: ImageClassifier, O: Optimizer>(model: M, inner: O) -> Vec<Var
     let decay = SelectiveDecayConfig::new().with_gamma(1e-3);
     let (masked, _) = half_pruned(model.clone(), Masking::Forward);
     let (in_place, pruner) = half_pruned(model.clone(), Masking::InPlace);
+    let (fused, mut fused_pruner) = half_pruned(model.clone(), Masking::InPlace);
+    let fused_optim = fused_pruner
+        .optimizer(decay.build(inner.clone()).expect("valid decay"), &fused)
+        .expect("masks attached");
     vec![
         Variant {
             name: "bare",
@@ -94,6 +98,14 @@ pub fn variants<M: ImageClassifier, O: Optimizer>(model: M, inner: O) -> Vec<Var
             optim: decay.init(inner, &in_place).expect("valid decay"),
             model: Some(in_place),
             pruner: Some(pruner),
+        },
+        // The examples' set-up: the optimizer from `Pruner::optimizer`, whose step zeroes the
+        // pruned entries (in the fused optimizers' own pass), so that `enforce` skips them.
+        Variant {
+            name: "decay+masks_in_step",
+            optim: fused_optim,
+            model: Some(fused),
+            pruner: Some(fused_pruner),
         },
     ]
 }

@@ -31,7 +31,8 @@ fn torch_step_ms(
     if mode != "dense" {
         // The method with its masks on both sides: PyTorch masks the gradients and the
         // weights of every step (its pruning loop's way), Burn sets the pruned weights back to
-        // 0 after each step (in-place masks, the LeNet example's way).
+        // 0 in each step (in-place masks with the optimizer from `Pruner::optimizer`, the
+        // examples' way).
         c.arg("--masks");
     }
     let out = c.output().ok()?;
@@ -103,7 +104,7 @@ pub fn run(quick: bool, script: &Path) -> Vec<Value> {
             };
             bare.push(r["bare_ms_per_step"].as_f64().unwrap_or(f64::NAN));
             method.push(
-                r["decay+masks_in_place_ms_per_step"]
+                r["decay+masks_in_step_ms_per_step"]
                     .as_f64()
                     .unwrap_or(f64::NAN),
             );

@@ -1,10 +1,12 @@
 //! [`Masking`]: where the masks act, in the forward pass or in the weights after each step.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
-use burn::tensor::{Bool, DType, Device, Tensor};
+use burn::tensor::{Bool, DType, Tensor};
 use serde::{Deserialize, Serialize};
+use sparse_reg::KeepSlot;
 
 use crate::snapshot::MASK_SUFFIX;
 
@@ -49,10 +51,18 @@ pub enum Masking {
 }
 
 /// The keep-masks of one model, on the host (CPU backends) or as bool tensors (others),
-/// rebuilt only for the masks whose id changed (a mask's id names its content).
+/// rebuilt only for the masks whose id changed (a mask's id names its content), and the
+/// [`KeepSlot`]s through which optimizer steps zero parameters themselves.
 #[derive(Default)]
 pub(crate) struct Enforcer {
     masks: HashMap<String, (ParamId, Keep)>,
+    /// The slots handed to optimizers ([`Pruner::optimizer`](crate::Pruner::optimizer)), by
+    /// the path of the masked base.
+    slots: HashMap<String, KeepSlot>,
+    /// The version the last rebuilt keep-mask was given (one per rebuild).
+    version: u64,
+    /// How many bases the last `enforce` zeroed itself (the others were skipped).
+    pub(crate) zeroed: usize,
     /// Tests: take the tensor path (the GPU backends') on a CPU backend too.
     #[cfg(test)]
     tensor_path: bool,
@@ -66,12 +76,25 @@ enum Keep {
         /// `true` where pruned (for `mask_fill`: GPU backends, other float types).
         pruned: Box<Tensor<1, Bool>>,
         /// 1 where alive, 0 where pruned, for the in-place pass on CPU backends.
-        host: Option<Vec<u8>>,
+        host: Option<Arc<[u8]>>,
+        /// This keep-mask's version in the slots.
+        version: u64,
     },
 }
 
 impl Enforcer {
-    /// Set the pruned entries of every masked base of `model` to 0.
+    /// The slot of the masked base at `owner`, created on first use and filled with its
+    /// current keep-mask when the enforcer has one.
+    pub(crate) fn slot(&mut self, owner: &str) -> KeepSlot {
+        let slot = self.slots.entry(owner.to_string()).or_default().clone();
+        if let Some((_, keep)) = self.masks.get(owner) {
+            publish(&slot, keep);
+        }
+        slot
+    }
+
+    /// Set the pruned entries of every masked base of `model` to 0, except those an
+    /// optimizer step has just zeroed with the current mask (see [`KeepSlot`]).
     pub(crate) fn enforce<M: Module>(&mut self, model: M) -> M {
         let mut changed = MaskIds {
             path: vec![],
@@ -91,17 +114,54 @@ impl Enforcer {
             let keep = if bools.iter().all(|p| !p) {
                 Keep::AllAlive
             } else {
+                self.version += 1;
                 Keep::Pruned {
                     pruned: Box::new(pruned),
                     host: host.then(|| bools.iter().map(|p| u8::from(!p)).collect()),
+                    version: self.version,
                 }
             };
+            if let Some(slot) = self.slots.get(&owner) {
+                publish(slot, &keep);
+            }
             self.masks.insert(owner, (id, keep));
+        }
+        // What is left to zero: the pruned bases no step zeroed with their current mask.
+        let todo: Vec<&str> = self
+            .masks
+            .iter()
+            .filter(|(owner, (_, keep))| match keep {
+                Keep::AllAlive => false,
+                Keep::Pruned { version, .. } => self
+                    .slots
+                    .get(owner.as_str())
+                    .and_then(KeepSlot::take_zeroed)
+                    .is_none_or(|zeroed| zeroed != *version),
+            })
+            .map(|(owner, _)| owner.as_str())
+            .collect();
+        self.zeroed = todo.len();
+        if todo.is_empty() {
+            return model;
         }
         model.map(&mut Zero {
             path: vec![],
             masks: &self.masks,
+            todo,
         })
+    }
+}
+
+/// Hand `keep` to an optimizer's slot: the host keep-mask where there is one (else nothing, and
+/// the enforcer keeps the work).
+fn publish(slot: &KeepSlot, keep: &Keep) {
+    match keep {
+        Keep::Pruned {
+            host: Some(host),
+            version,
+            ..
+        } => slot.set(*version, Some(host.clone())),
+        _ => slot.set(0, None),
     }
 }
 
@@ -145,6 +205,8 @@ impl ModuleVisitor for MaskIds<'_> {
 struct Zero<'a> {
     path: Vec<String>,
     masks: &'a HashMap<String, (ParamId, Keep)>,
+    /// The bases to zero.
+    todo: Vec<&'a str>,
 }
 
 impl ModuleMapper for Zero<'_> {
@@ -157,15 +219,19 @@ impl ModuleMapper for Zero<'_> {
     }
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let Some((_, Keep::Pruned { pruned, host })) = self.masks.get(&self.path.join(".")) else {
-            return param; // not masked, or nothing pruned
+        let path = self.path.join(".");
+        if !self.todo.contains(&path.as_str()) {
+            return param; // not masked, nothing pruned, or zeroed by the optimizer step
+        }
+        let Some((_, Keep::Pruned { pruned, host, .. })) = self.masks.get(&path) else {
+            return param;
         };
         param.map(|t| {
             let require_grad = t.is_require_grad();
             let device = t.device();
             let t = t.detach();
             let t = match host {
-                Some(keep) if t.dtype() == DType::F32 => zero_on_host(t, keep, &device),
+                Some(keep) if t.dtype() == DType::F32 => sparse_reg::zero_pruned(t, keep),
                 _ => {
                     let shape = t.shape();
                     let pruned = pruned.as_ref().clone().to_device(&device);
@@ -177,38 +243,11 @@ impl ModuleMapper for Zero<'_> {
     }
 }
 
-/// The pruned entries of an f32 host tensor set to 0 in its own buffer (taken without a copy
-/// when uniquely owned, as a base is after the optimizer step).
-fn zero_on_host<const D: usize>(t: Tensor<D>, keep: &[u8], device: &Device) -> Tensor<D> {
-    let mut data = t.into_data();
-    let values = data
-        .as_mut_slice::<f32>()
-        .expect("the caller checked the dtype (f32)");
-    assert_eq!(values.len(), keep.len(), "a mask of another shape");
-    pulp::Arch::new().dispatch(ZeroPass { values, keep });
-    Tensor::from_data(data, device)
-}
-
-/// `w = keep ? w : 0`, branch-free so that it vectorises (compiled per instruction set).
-struct ZeroPass<'a> {
-    values: &'a mut [f32],
-    keep: &'a [u8],
-}
-
-impl pulp::WithSimd for ZeroPass<'_> {
-    type Output = ();
-
-    #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        for (w, k) in self.values.iter_mut().zip(self.keep) {
-            *w = if *k != 0 { *w } else { 0.0 };
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use burn::tensor::Device;
 
     #[test]
     fn the_tensor_path_zeroes_what_the_host_path_zeroes() {
@@ -255,28 +294,70 @@ mod tests {
         assert!(host.weight.val().is_require_grad() && tensor.weight.val().is_require_grad());
     }
 
+    #[test]
+    fn enforce_skips_exactly_what_the_optimizer_step_zeroed_with_the_current_mask() {
+        use crate::{Amount, PruneSchedule, PrunerConfig};
+        use burn::nn::{Linear, LinearConfig};
+        use burn::optim::GradientsParams;
+        use burn::tensor::Distribution;
+        use sparse_reg::{FusedAdamConfig, SelectiveDecayConfig};
+        let device = Device::flex().autodiff();
+        let mut pruner = PrunerConfig::new(PruneSchedule::OneShot {
+            at: 1,
+            sparsity: 0.6,
+        })
+        .with_masking(Masking::InPlace)
+        .init()
+        .unwrap();
+        let model: Linear = pruner
+            .attach(LinearConfig::new(30, 20).init(&device))
+            .unwrap();
+        let (model, _) = pruner.prune(model, 1, Amount::Sparsity(0.6), None).unwrap();
+        let mut enforcer = Enforcer::default();
+        let model = enforcer.enforce(model);
+        assert_eq!(enforcer.zeroed, 2, "weight and bias");
+        // Only the weight's step zeroes (the bias has no slot).
+        let slots = vec![("weight".to_string(), enforcer.slot("weight"))];
+        let adam = FusedAdamConfig::new().build().unwrap();
+        let decay = SelectiveDecayConfig::new().build(adam).unwrap();
+        let mut optim = decay.init_with_keep(&model, slots).unwrap();
+        let x = Tensor::<2>::random([8, 30], Distribution::Default, &device);
+        let mut step = |model: Linear| {
+            let loss = model.forward(x.clone()).powi_scalar(2).mean();
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            optim.step(1e-2, model, grads)
+        };
+        let model = enforcer.enforce(step(model));
+        assert_eq!(enforcer.zeroed, 1, "the bias only");
+        // Nothing recorded for a change that did not go through the step: both again.
+        let model = enforcer.enforce(model.map(&mut Shift));
+        assert_eq!(enforcer.zeroed, 2);
+        // A step zeroes with the mask it knows; after a prune event that mask is stale.
+        let model = step(model);
+        let (model, _) = pruner.prune(model, 2, Amount::Sparsity(0.8), None).unwrap();
+        let model = enforcer.enforce(model);
+        assert_eq!(enforcer.zeroed, 2, "the step zeroed with the previous mask");
+        let model = enforcer.enforce(step(model));
+        assert_eq!(enforcer.zeroed, 1, "the slot has the new mask");
+        let mut w = model.weight.val().into_data().try_to_vec::<f32>().unwrap();
+        w.extend(
+            model
+                .bias
+                .unwrap()
+                .val()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap(),
+        );
+        assert_eq!(w.iter().filter(|w| **w == 0.0).count(), 496, "80 % of 620");
+    }
+
     /// Adds 1 to every float parameter, keeping it trainable.
     struct Shift;
 
     impl ModuleMapper for Shift {
         fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
             param.map(|t| t.detach().add_scalar(1.0).detach().require_grad())
-        }
-    }
-
-    #[test]
-    fn the_pass_zeroes_exactly_the_pruned_entries() {
-        let n = 100_003;
-        let keep: Vec<u8> = (0..n).map(|i| u8::from(i % 3 != 0 && i % 7 != 2)).collect();
-        let values: Vec<f32> = (0..n).map(|i| i as f32 - 1e5).collect();
-        let mut v = values.clone();
-        pulp::Arch::new().dispatch(ZeroPass {
-            values: &mut v,
-            keep: &keep,
-        });
-        for i in 0..n {
-            let want = if keep[i] == 1 { values[i] } else { 0.0 };
-            assert_eq!(v[i].to_bits(), want.to_bits(), "entry {i}");
         }
     }
 }

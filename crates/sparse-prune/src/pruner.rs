@@ -4,10 +4,10 @@ use std::collections::HashMap;
 
 use burn::config::Config;
 use burn::module::{Module, ModuleMapper, Param, ParamGroup, ParamId};
-use burn::optim::GradientsParams;
+use burn::optim::{GradientsParams, ModuleOptimizer, Optimizer};
 use burn::tensor::{Bool, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
-use sparse_reg::{ClockState, ConfigError, DecayClock};
+use sparse_reg::{ClockState, ConfigError, DecayClock, SelectiveDecay};
 
 use crate::mask::{MaskInit, attach_masks_as};
 use crate::masking::Enforcer;
@@ -273,6 +273,70 @@ impl Pruner {
             Masking::InPlace => self.enforcer.enforce(model),
             Masking::Forward => model,
         }
+    }
+
+    /// The [`ModuleOptimizer`] for `model` (its masks attached) that `decay` gives, with the
+    /// pruning folded into its step: with [`Masking::InPlace`] each masked parameter's step
+    /// sets its pruned entries back to 0 itself, in the same pass as the update for
+    /// [`FusedAdam`](sparse_reg::FusedAdam) and [`FusedSgd`](sparse_reg::FusedSgd) on CPU
+    /// backends, and [`enforce`](Self::enforce) then skips it. The loop is unchanged (it still
+    /// calls `enforce`, which still guarantees the zeros: whatever a step did not zero, such as
+    /// a parameter without a gradient or one on a GPU, it zeroes). The optimizer learns each
+    /// new mask through this pruner's `enforce`, so keep using this pruner with it.
+    /// With [`Masking::Forward`] this is `decay.init(model)`.
+    ///
+    /// Errors when `model` has no masks ([`PruneError::NoMasks`]) or `decay`'s parameter
+    /// selection matches nothing.
+    ///
+    /// ```
+    /// use burn::nn::{Linear, LinearConfig};
+    /// use burn::optim::{GradientsParams, ModuleOptimizer, Optimizer};
+    /// use burn::tensor::{Device, Distribution, Tensor};
+    /// use sparse_prune::{Amount, Masking, PruneSchedule, PrunerConfig, SparsityReport};
+    /// use sparse_reg::{FusedAdamConfig, SelectiveDecayConfig};
+    ///
+    /// let device = Device::flex().autodiff();
+    /// let mut pruner = PrunerConfig::new(PruneSchedule::OneShot { at: 1, sparsity: 0.5 })
+    ///     .with_masking(Masking::InPlace)
+    ///     .init()
+    ///     .unwrap();
+    /// let mut model: Linear = pruner.attach(LinearConfig::new(8, 4).init(&device)).unwrap();
+    /// let decay = SelectiveDecayConfig::new().build(FusedAdamConfig::new().build().unwrap()).unwrap();
+    /// let mut optim = pruner.optimizer(decay, &model).unwrap();
+    /// for step in 1..=3 {
+    ///     let x = Tensor::<2>::random([16, 8], Distribution::Default, &device);
+    ///     let loss = model.forward(x).powi_scalar(2).mean();
+    ///     let grads = GradientsParams::from_grads(loss.backward(), &model);
+    ///     model = optim.step(1e-2, model, grads);
+    ///     model = pruner.enforce(model); // nearly free: the step zeroed the pruned entries
+    ///     model = pruner.step(model, step, None).unwrap().0;
+    /// }
+    /// assert_eq!(SparsityReport::of(&model).sparsity(), 0.5);
+    /// ```
+    pub fn optimizer<O: Optimizer, M: Module>(
+        &mut self,
+        decay: SelectiveDecay<O>,
+        model: &M,
+    ) -> Result<ModuleOptimizer, PruneError> {
+        let owners: Vec<String> = snapshot(model, false, None)
+            .into_iter()
+            .filter(|p| p.pruned.is_some())
+            .map(|p| p.path)
+            .collect();
+        if owners.is_empty() {
+            return Err(PruneError::NoMasks);
+        }
+        if self.config.masking == Masking::Forward {
+            return Ok(decay.init(model)?);
+        }
+        let keeps = owners
+            .into_iter()
+            .map(|owner| {
+                let slot = self.enforcer.slot(&owner);
+                (owner, slot)
+            })
+            .collect();
+        Ok(decay.init_with_keep(model, keeps)?)
     }
 
     /// Whether the schedule acts at `step`.

@@ -128,8 +128,9 @@ impl FusedAdam {
         !amsgrad && crate::kernel::applies(grad, tensor)
     }
 
-    /// One step, with the decay term folded in when given (see [`DecayTerm`]); Burn's Adam
-    /// (after the decay as tensor ops) where the pass does not apply.
+    /// One step, with the decay term folded in when given (see [`DecayTerm`]) and the entries
+    /// `keep` marks pruned set to 0 after their update; Burn's Adam where the pass does not
+    /// apply (callers then pass neither).
     pub(crate) fn step_with<const D: usize>(
         &self,
         lr: LearningRate,
@@ -137,11 +138,12 @@ impl FusedAdam {
         grad: Tensor<D>,
         state: Option<AdamState<D>>,
         decay: Option<DecayTerm>,
+        keep: Option<&[u8]>,
     ) -> (Tensor<D>, Option<AdamState<D>>) {
         if !self.fuses(&tensor, &grad, state.as_ref()) {
             assert!(
-                decay.is_none(),
-                "callers check `fuses` before passing a decay term"
+                decay.is_none() && keep.is_none(),
+                "callers check `fuses` before passing a decay term or a keep-mask"
             );
             return self.burn.step(lr, tensor, grad, state);
         }
@@ -186,7 +188,7 @@ impl FusedAdam {
             m: ms,
             v: vs,
         };
-        run_pass(bufs, scalars, decay);
+        run_pass(bufs, scalars, decay, keep);
         let moments = AdaptiveMomentumState::new(
             time,
             Tensor::from_data(m, &device),
@@ -206,7 +208,7 @@ impl Optimizer for FusedAdam {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
-        self.step_with(lr, tensor, grad, state, None)
+        self.step_with(lr, tensor, grad, state, None, None)
     }
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
@@ -236,9 +238,31 @@ struct AdamScalars {
 
 /// The pass over one parameter's buffers. Not generic: compiled (and optimised) in this crate,
 /// whatever profile the calling crate builds with (a generic body would be instantiated, and in
-/// a debug build left unoptimised, in the caller).
-fn run_pass(bufs: AdamBuffers<'_>, scalars: AdamScalars, decay: Option<DecayTerm>) {
-    crate::kernel::with_optional_decay(decay, AdamLoop(bufs, scalars))
+/// a debug build left unoptimised, in the caller). With `keep`, chunk by chunk, each chunk's
+/// pruned entries set to 0 right after its update, while it is in the L1 cache.
+fn run_pass(
+    bufs: AdamBuffers<'_>,
+    scalars: AdamScalars,
+    decay: Option<DecayTerm>,
+    keep: Option<&[u8]>,
+) {
+    let Some(keep) = keep else {
+        return crate::kernel::with_optional_decay(decay, AdamLoop(bufs, scalars));
+    };
+    use crate::keep::CHUNK;
+    let AdamBuffers { g, w, m, v } = bufs;
+    let chunks = g.chunks(CHUNK).zip(w.chunks_mut(CHUNK));
+    let moments = m.chunks_mut(CHUNK).zip(v.chunks_mut(CHUNK));
+    for (((g, w), (m, v)), keep) in chunks.zip(moments).zip(keep.chunks(CHUNK)) {
+        let bufs = AdamBuffers {
+            g,
+            w: &mut *w,
+            m,
+            v,
+        };
+        crate::kernel::with_optional_decay(decay, AdamLoop(bufs, scalars));
+        crate::keep::zero_pass(w, keep);
+    }
 }
 
 /// The Adam pass as a loop handed the gradient it sees.

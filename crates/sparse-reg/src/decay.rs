@@ -6,10 +6,12 @@ use burn::module::Module;
 use burn::optim::{AdamState, LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
 
+use burn::module::ParamGroup;
+
 use crate::kernel::DecayTerm;
 use crate::{
-    ConfigError, Coupling, DecayClock, FusedAdam, FusedSgd, FusedSgdState, GammaSchedule, Penalty,
-    Relevance, SelectiveDecayConfig, select_params,
+    ConfigError, Coupling, DecayClock, FusedAdam, FusedSgd, FusedSgdState, GammaSchedule, KeepSlot,
+    Penalty, Relevance, SelectiveDecayConfig, select_params,
 };
 
 /// Any per-tensor Burn [`Optimizer`] with the relevance-weighted weight decay in front of it.
@@ -47,6 +49,8 @@ pub struct SelectiveDecay<O> {
     coupling: Coupling,
     params: Option<burn::module::ParamGroup>,
     clock: DecayClock,
+    /// The keep-mask of the one parameter this instance steps (see [`KeepSlot`]).
+    keep: Option<KeepSlot>,
 }
 
 impl<O: Optimizer> SelectiveDecay<O> {
@@ -60,6 +64,7 @@ impl<O: Optimizer> SelectiveDecay<O> {
             coupling: config.coupling,
             params: config.params.clone(),
             clock,
+            keep: None,
         }
     }
 
@@ -111,6 +116,86 @@ impl<O: Optimizer> SelectiveDecay<O> {
         }
     }
 
+    /// Like [`init`](Self::init), and each parameter named in `keeps` (by its dotted path, as
+    /// [`float_params`](crate::float_params) lists it) gets its own instance that sets the
+    /// entries its [`KeepSlot`] marks pruned to 0 at the end of every step, inside the fused
+    /// optimizers' pass (see [`KeepSlot`]). Parameters outside the decay's selection get the
+    /// bare inner optimizer with the zeroing. Gradient clipping set afterwards on the returned
+    /// optimizer (`with_grad_clipping`) applies to the first group only, as in Burn: clip the
+    /// gradients in the loop instead.
+    ///
+    /// sparse-prune's `Pruner::optimizer` builds it with the pruner's slots; the pruner's
+    /// `enforce` then skips every parameter a step has already zeroed.
+    ///
+    /// ```
+    /// use burn::nn::{Linear, LinearConfig};
+    /// use burn::optim::{GradientsParams, SgdConfig};
+    /// use burn::tensor::{Device, Tensor};
+    /// use sparse_reg::{KeepSlot, SelectiveDecayConfig};
+    ///
+    /// let device = Device::flex().autodiff();
+    /// let mut model: Linear = LinearConfig::new(2, 1).init(&device);
+    /// let slot = KeepSlot::default();
+    /// slot.set(1, Some(vec![1, 0].into())); // the weight's second entry is pruned
+    /// let decay = SelectiveDecayConfig::new().build(SgdConfig::new().build()).unwrap();
+    /// let mut optim = decay.init_with_keep(&model, vec![("weight".into(), slot.clone())]).unwrap();
+    /// let loss = model.forward(Tensor::<2>::ones([4, 2], &device)).sum();
+    /// let grads = GradientsParams::from_grads(loss.backward(), &model);
+    /// model = optim.step(0.1, model, grads);
+    /// let w = model.weight.val().into_data().try_to_vec::<f32>().unwrap();
+    /// assert_eq!(w[1], 0.0);
+    /// assert_eq!(slot.take_zeroed(), Some(1)); // the step did it
+    /// ```
+    pub fn init_with_keep<M: Module>(
+        self,
+        model: &M,
+        keeps: Vec<(String, KeepSlot)>,
+    ) -> Result<ModuleOptimizer, ConfigError> {
+        let params = crate::float_params(model);
+        let mut optim = self.clone().init(model)?;
+        for (path, slot) in keeps {
+            let Some(param) = params.iter().find(|p| p.path == path) else {
+                let all: Vec<&str> = params.iter().map(|p| p.path.as_str()).collect();
+                return Err(ConfigError::new(
+                    "SelectiveDecay::init_with_keep keeps",
+                    format!(
+                        "no float parameter of the model is at `{path}` (its parameters: {})",
+                        all.join(", ")
+                    ),
+                ));
+            };
+            let decayed = self
+                .params
+                .as_ref()
+                .is_none_or(|g| g.matches(&param.id, Some(&param.path)));
+            let mut one = self.clone();
+            if !decayed {
+                one.gamma0 = 0.0;
+            }
+            one.keep = Some(slot);
+            optim = optim.with_group(ParamGroup::from_path(path), one, None);
+        }
+        Ok(optim)
+    }
+
+    /// The pruned entries of a stepped weight set to 0 by a pass of their own (an inner
+    /// optimizer that is not fused), on host backends; elsewhere left to the pruner.
+    fn zero_after<const D: usize, S>(
+        &self,
+        tensor: Tensor<D>,
+        state: S,
+        keep: Option<(u64, std::sync::Arc<[u8]>)>,
+    ) -> (Tensor<D>, S) {
+        match (keep, &self.keep) {
+            (Some((version, keep)), Some(slot)) if crate::kernel::applies(&tensor, &tensor) => {
+                let tensor = crate::zero_pruned(tensor, &keep);
+                slot.mark_zeroed(version);
+                (tensor, state)
+            }
+            _ => (tensor, state),
+        }
+    }
+
     /// The decay term for `weight` with gradient `grad` at strength `scale`:
     /// `scale * f(g) * w` (L2) or `scale * f(g) * sign(w)` (L1).
     fn term<const D: usize>(&self, weight: &Tensor<D>, grad: &Tensor<D>, scale: f64) -> Tensor<D> {
@@ -136,58 +221,72 @@ impl<O: Optimizer> Optimizer for SelectiveDecay<O> {
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
         let gamma = self.gamma();
-        if gamma == 0.0 {
-            return self.inner.step(lr, tensor, grad, state);
-        }
-        match self.coupling {
-            Coupling::Coupled => {
-                let scale = match self.penalty {
-                    Penalty::L2 => 2.0 * gamma,
-                    Penalty::L1 => gamma,
-                };
-                // Around sparse-reg's FusedAdam on a CPU backend, the decay term goes into
-                // Adam's own pass: one pass over memory instead of two, the same arithmetic.
-                // The inner optimizer's state is `AdamState` exactly when it is a `FusedAdam`:
-                // both are recovered by reference, without a copy or an allocation.
-                let term = DecayTerm {
-                    rel: self.relevance,
-                    penalty: self.penalty,
-                    scale: scale as f32,
-                };
-                let mut state = state;
-                let adam = (&self.inner as &dyn Any).downcast_ref::<FusedAdam>();
-                let slot = (&mut state as &mut dyn Any).downcast_mut::<Option<AdamState<D>>>();
-                if let (Some(adam), Some(slot)) = (adam, slot)
-                    && adam.fuses(&tensor, &grad, slot.as_ref())
-                {
-                    let (tensor, new) = adam.step_with(lr, tensor, grad, slot.take(), Some(term));
-                    *slot = new;
-                    return (tensor, state);
-                }
-                // The same for sparse-reg's FusedSgd, whose state is its own `FusedSgdState`.
-                let sgd = (&self.inner as &dyn Any).downcast_ref::<FusedSgd>();
-                let slot = (&mut state as &mut dyn Any).downcast_mut::<Option<FusedSgdState<D>>>();
-                if let (Some(sgd), Some(slot)) = (sgd, slot)
-                    && sgd.fuses(&tensor, &grad)
-                {
-                    let (tensor, new) = sgd.step_with(lr, tensor, grad, slot.take(), Some(term));
-                    *slot = new;
-                    return (tensor, state);
-                }
-                let (tensor, grad) = if crate::kernel::applies(&grad, &tensor) {
-                    crate::kernel::fused(grad, tensor, self.relevance, self.penalty, scale)
-                } else {
-                    let grad = self.term(&tensor, &grad, scale) + grad;
-                    (tensor, grad)
-                };
-                self.inner.step(lr, tensor, grad, state)
+        // The keep-mask of this parameter, when it has one with something pruned.
+        let keep = self.keep.as_ref().and_then(KeepSlot::keep);
+        let zeroed = |version| {
+            if let Some(slot) = &self.keep {
+                slot.mark_zeroed(version)
             }
-            Coupling::Decoupled => {
-                let shrink = self.term(&tensor, &grad, gamma);
-                let (tensor, state) = self.inner.step(lr, tensor, grad, state);
-                (tensor - shrink, state)
+        };
+        let coupled = self.coupling == Coupling::Coupled;
+        if gamma == 0.0 || coupled {
+            // Around sparse-reg's FusedAdam or FusedSgd on a CPU backend, the coupled decay term
+            // and the zeroing of the pruned entries go into the optimizer's own pass: one pass
+            // over memory instead of three, the same arithmetic. The inner optimizer's state is
+            // `AdamState` exactly when it is a `FusedAdam` (`FusedSgdState` for `FusedSgd`):
+            // both are recovered by reference, without a copy or an allocation.
+            let scale = match self.penalty {
+                Penalty::L2 => 2.0 * gamma,
+                Penalty::L1 => gamma,
+            };
+            let term = (gamma != 0.0).then_some(DecayTerm {
+                rel: self.relevance,
+                penalty: self.penalty,
+                scale: scale as f32,
+            });
+            let mask = keep.as_ref().map(|(_, k)| k.as_ref());
+            let mut state = state;
+            let adam = (&self.inner as &dyn Any).downcast_ref::<FusedAdam>();
+            let slot = (&mut state as &mut dyn Any).downcast_mut::<Option<AdamState<D>>>();
+            if let (Some(adam), Some(slot)) = (adam, slot)
+                && adam.fuses(&tensor, &grad, slot.as_ref())
+            {
+                let (tensor, new) = adam.step_with(lr, tensor, grad, slot.take(), term, mask);
+                *slot = new;
+                if let Some((version, _)) = keep {
+                    zeroed(version);
+                }
+                return (tensor, state);
             }
+            let sgd = (&self.inner as &dyn Any).downcast_ref::<FusedSgd>();
+            let slot = (&mut state as &mut dyn Any).downcast_mut::<Option<FusedSgdState<D>>>();
+            if let (Some(sgd), Some(slot)) = (sgd, slot)
+                && sgd.fuses(&tensor, &grad)
+            {
+                let (tensor, new) = sgd.step_with(lr, tensor, grad, slot.take(), term, mask);
+                *slot = new;
+                if let Some((version, _)) = keep {
+                    zeroed(version);
+                }
+                return (tensor, state);
+            }
+            let (tensor, state) = match term {
+                None => self.inner.step(lr, tensor, grad, state),
+                Some(term) => {
+                    let (tensor, grad) = if crate::kernel::applies(&grad, &tensor) {
+                        crate::kernel::fused(grad, tensor, term.rel, term.penalty, scale)
+                    } else {
+                        let grad = self.term(&tensor, &grad, scale) + grad;
+                        (tensor, grad)
+                    };
+                    self.inner.step(lr, tensor, grad, state)
+                }
+            };
+            return self.zero_after(tensor, state, keep);
         }
+        let shrink = self.term(&tensor, &grad, gamma);
+        let (tensor, state) = self.inner.step(lr, tensor, grad, state);
+        self.zero_after(tensor - shrink, state, keep)
     }
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {

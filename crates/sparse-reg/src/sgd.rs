@@ -154,8 +154,9 @@ impl FusedSgd {
         crate::kernel::applies(grad, tensor)
     }
 
-    /// One step, with the decay term folded in when given (see [`DecayTerm`]); Burn's
-    /// arithmetic as tensor ops where the pass does not apply (callers then pass no term).
+    /// One step, with the decay term folded in when given (see [`DecayTerm`]) and the entries
+    /// `keep` marks pruned set to 0 after their update; Burn's arithmetic as tensor ops where
+    /// the pass does not apply (callers then pass neither).
     pub(crate) fn step_with<const D: usize>(
         &self,
         lr: LearningRate,
@@ -163,12 +164,13 @@ impl FusedSgd {
         grad: Tensor<D>,
         state: Option<FusedSgdState<D>>,
         decay: Option<DecayTerm>,
+        keep: Option<&[u8]>,
     ) -> (Tensor<D>, Option<FusedSgdState<D>>) {
         let velocity = state.and_then(|s| s.velocity);
         if !self.fuses(&tensor, &grad) {
             assert!(
-                decay.is_none(),
-                "callers check `fuses` before passing a decay term"
+                decay.is_none() && keep.is_none(),
+                "callers check `fuses` before passing a decay term or a keep-mask"
             );
             return self.tensor_ops(lr, tensor, grad, velocity);
         }
@@ -201,6 +203,7 @@ impl FusedSgd {
                 lr: lr as f32,
             },
             decay,
+            keep,
         );
         let velocity = v.map(|v| Tensor::from_data(v, &device));
         (
@@ -252,7 +255,7 @@ impl Optimizer for FusedSgd {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
-        self.step_with(lr, tensor, grad, state, None)
+        self.step_with(lr, tensor, grad, state, None, None)
     }
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
@@ -279,9 +282,35 @@ struct SgdScalars {
 }
 
 /// The pass over one parameter's buffers (not generic: compiled and optimised in this crate,
-/// whatever profile the caller builds with).
-fn run_pass(bufs: SgdBuffers<'_>, scalars: SgdScalars, decay: Option<DecayTerm>) {
-    crate::kernel::with_optional_decay(decay, SgdLoop(bufs, scalars))
+/// whatever profile the caller builds with). With `keep`, chunk by chunk, each chunk's pruned
+/// entries set to 0 right after its update, while it is in the L1 cache.
+fn run_pass(
+    bufs: SgdBuffers<'_>,
+    scalars: SgdScalars,
+    decay: Option<DecayTerm>,
+    keep: Option<&[u8]>,
+) {
+    let Some(keep) = keep else {
+        return crate::kernel::with_optional_decay(decay, SgdLoop(bufs, scalars));
+    };
+    use crate::keep::CHUNK;
+    let SgdBuffers { g, w, mut v } = bufs;
+    let mut start = 0;
+    for ((g, w), keep) in g
+        .chunks(CHUNK)
+        .zip(w.chunks_mut(CHUNK))
+        .zip(keep.chunks(CHUNK))
+    {
+        let end = start + g.len();
+        let bufs = SgdBuffers {
+            g,
+            w: &mut *w,
+            v: v.as_deref_mut().map(|v| &mut v[start..end]),
+        };
+        crate::kernel::with_optional_decay(decay, SgdLoop(bufs, scalars));
+        crate::keep::zero_pass(w, keep);
+        start = end;
+    }
 }
 
 /// The SGD pass as a loop handed the gradient it sees.
