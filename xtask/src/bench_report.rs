@@ -70,9 +70,24 @@ pub fn render(dir: &Path) -> String {
                 f(v, "ratio_decay_masks_in_step_of_minima", 2),
             ));
         }
+        let mut plan: Vec<String> = vec![];
+        for v in overhead.iter().filter(|v| v["bench"] == "overhead") {
+            let p = format!(
+                "{} {} x {}",
+                v["model"].as_str().unwrap_or("?"),
+                v["reps"],
+                v["steps_per_rep"]
+            );
+            if !plan.contains(&p) {
+                plan.push(p);
+            }
+        }
+        out.push_str(&format!(
+            "Repetitions x steps of each contestant per repetition, in turn: {}. ",
+            plan.join(", ")
+        ));
         out.push_str(
-            "Each repetition runs 50 (LeNet-300-100) or 5 (LeNet-5) steps of each contestant in \
-             turn; \"of the fastest repetitions\" divides each contestant's fastest repetition \
+            "\"of the fastest repetitions\" divides each contestant's fastest repetition \
              by the bare optimizer's. \"decay+masks\": masks in the forward pass; \"in place\": \
              `Pruner::enforce` zeroes the pruned weights after the step; \"in the step\": the \
              optimizer from `Pruner::optimizer` zeroes them in its own pass and `enforce` skips \

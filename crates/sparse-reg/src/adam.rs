@@ -187,8 +187,9 @@ impl FusedAdam {
             w: ws,
             m: ms,
             v: vs,
+            keep,
         };
-        run_pass(bufs, scalars, decay, keep);
+        run_pass(bufs, scalars, decay);
         let moments = AdaptiveMomentumState::new(
             time,
             Tensor::from_data(m, &device),
@@ -222,6 +223,8 @@ struct AdamBuffers<'a> {
     w: &'a mut [f32],
     m: &'a mut [f32],
     v: &'a mut [f32],
+    /// The keep-mask: entries where it is 0 get weight 0 after their update.
+    keep: Option<&'a [u8]>,
 }
 
 /// The scalars of one Adam step, as Burn computes them.
@@ -238,31 +241,9 @@ struct AdamScalars {
 
 /// The pass over one parameter's buffers. Not generic: compiled (and optimised) in this crate,
 /// whatever profile the calling crate builds with (a generic body would be instantiated, and in
-/// a debug build left unoptimised, in the caller). With `keep`, chunk by chunk, each chunk's
-/// pruned entries set to 0 right after its update, while it is in the L1 cache.
-fn run_pass(
-    bufs: AdamBuffers<'_>,
-    scalars: AdamScalars,
-    decay: Option<DecayTerm>,
-    keep: Option<&[u8]>,
-) {
-    let Some(keep) = keep else {
-        return crate::kernel::with_optional_decay(decay, AdamLoop(bufs, scalars));
-    };
-    use crate::keep::CHUNK;
-    let AdamBuffers { g, w, m, v } = bufs;
-    let chunks = g.chunks(CHUNK).zip(w.chunks_mut(CHUNK));
-    let moments = m.chunks_mut(CHUNK).zip(v.chunks_mut(CHUNK));
-    for (((g, w), (m, v)), keep) in chunks.zip(moments).zip(keep.chunks(CHUNK)) {
-        let bufs = AdamBuffers {
-            g,
-            w: &mut *w,
-            m,
-            v,
-        };
-        crate::kernel::with_optional_decay(decay, AdamLoop(bufs, scalars));
-        crate::keep::zero_pass(w, keep);
-    }
+/// a debug build left unoptimised, in the caller).
+fn run_pass(bufs: AdamBuffers<'_>, scalars: AdamScalars, decay: Option<DecayTerm>) {
+    crate::kernel::with_optional_decay(decay, AdamLoop(bufs, scalars))
 }
 
 /// The Adam pass as a loop handed the gradient it sees.
@@ -294,40 +275,62 @@ impl<F: crate::kernel::Decayed> pulp::WithSimd for AdamPass<'_, F> {
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
         let Self {
-            bufs: AdamBuffers { g, w, m, v },
+            bufs: AdamBuffers { g, w, m, v, keep },
             scalars,
             grad,
         } = self;
         // The decay term with fused multiply-adds where the instruction set has them; the
         // optimizer's own arithmetic below stays Burn's, op by op.
         let grad = crate::kernel::for_level::<S>(grad);
-        let AdamScalars {
-            beta_1,
-            beta_2,
-            first,
-            combined,
-            eps,
-            lr,
-        } = scalars;
-        let (f1, f2) = (1.0 - beta_1, 1.0 - beta_2);
-        let entries = g
-            .iter()
-            .zip(w.iter_mut())
-            .zip(m.iter_mut().zip(v.iter_mut()));
-        if first {
-            for ((g, w), (m, v)) in entries {
-                let g = grad(*g, *w);
-                *m = g * f1;
-                *v = (g * g) * f2;
-                *w -= ((*m * combined) / (v.sqrt() + eps)) * lr;
-            }
-        } else {
-            for ((g, w), (m, v)) in entries {
-                let g = grad(*g, *w);
-                *m = *m * beta_1 + g * f1;
-                *v = *v * beta_2 + (g * g) * f2;
-                *w -= ((*m * combined) / (v.sqrt() + eps)) * lr;
-            }
+        match keep {
+            Some(keep) => adam_loop(g, w, m, v, keep, scalars, grad),
+            None => adam_loop(g, w, m, v, g, scalars, grad),
+        }
+    }
+}
+
+/// The Adam loop; `alive` is the keep-mask or, without one, `g` again (see
+/// [`Alive`](crate::keep::Alive)).
+#[inline(always)]
+fn adam_loop<K>(
+    g: &[f32],
+    w: &mut [f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    alive: &[K],
+    scalars: AdamScalars,
+    grad: impl Fn(f32, f32) -> f32,
+) where
+    for<'k> &'k K: crate::keep::Alive,
+{
+    use crate::keep::Alive;
+    let AdamScalars {
+        beta_1,
+        beta_2,
+        first,
+        combined,
+        eps,
+        lr,
+    } = scalars;
+    let (f1, f2) = (1.0 - beta_1, 1.0 - beta_2);
+    let entries = g
+        .iter()
+        .zip(w.iter_mut())
+        .zip(m.iter_mut().zip(v.iter_mut()))
+        .zip(alive);
+    if first {
+        for (((g, w), (m, v)), alive) in entries {
+            let g = grad(*g, *w);
+            *m = g * f1;
+            *v = (g * g) * f2;
+            *w = alive.keep(*w - ((*m * combined) / (v.sqrt() + eps)) * lr);
+        }
+    } else {
+        for (((g, w), (m, v)), alive) in entries {
+            let g = grad(*g, *w);
+            *m = *m * beta_1 + g * f1;
+            *v = *v * beta_2 + (g * g) * f2;
+            *w = alive.keep(*w - ((*m * combined) / (v.sqrt() + eps)) * lr);
         }
     }
 }

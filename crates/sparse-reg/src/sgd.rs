@@ -196,6 +196,7 @@ impl FusedSgd {
                 g: gs,
                 w: ws,
                 v: vs,
+                keep,
             },
             SgdScalars {
                 momentum: self.momentum,
@@ -203,7 +204,6 @@ impl FusedSgd {
                 lr: lr as f32,
             },
             decay,
-            keep,
         );
         let velocity = v.map(|v| Tensor::from_data(v, &device));
         (
@@ -270,6 +270,8 @@ struct SgdBuffers<'a> {
     g: &'a [f32],
     w: &'a mut [f32],
     v: Option<&'a mut [f32]>,
+    /// The keep-mask: entries where it is 0 get weight 0 after their update.
+    keep: Option<&'a [u8]>,
 }
 
 /// The scalars of one SGD step, as Burn computes them (f32).
@@ -282,35 +284,9 @@ struct SgdScalars {
 }
 
 /// The pass over one parameter's buffers (not generic: compiled and optimised in this crate,
-/// whatever profile the caller builds with). With `keep`, chunk by chunk, each chunk's pruned
-/// entries set to 0 right after its update, while it is in the L1 cache.
-fn run_pass(
-    bufs: SgdBuffers<'_>,
-    scalars: SgdScalars,
-    decay: Option<DecayTerm>,
-    keep: Option<&[u8]>,
-) {
-    let Some(keep) = keep else {
-        return crate::kernel::with_optional_decay(decay, SgdLoop(bufs, scalars));
-    };
-    use crate::keep::CHUNK;
-    let SgdBuffers { g, w, mut v } = bufs;
-    let mut start = 0;
-    for ((g, w), keep) in g
-        .chunks(CHUNK)
-        .zip(w.chunks_mut(CHUNK))
-        .zip(keep.chunks(CHUNK))
-    {
-        let end = start + g.len();
-        let bufs = SgdBuffers {
-            g,
-            w: &mut *w,
-            v: v.as_deref_mut().map(|v| &mut v[start..end]),
-        };
-        crate::kernel::with_optional_decay(decay, SgdLoop(bufs, scalars));
-        crate::keep::zero_pass(w, keep);
-        start = end;
-    }
+/// whatever profile the caller builds with).
+fn run_pass(bufs: SgdBuffers<'_>, scalars: SgdScalars, decay: Option<DecayTerm>) {
+    crate::kernel::with_optional_decay(decay, SgdLoop(bufs, scalars))
 }
 
 /// The SGD pass as a loop handed the gradient it sees.
@@ -342,58 +318,78 @@ impl<F: crate::kernel::Decayed> pulp::WithSimd for SgdPass<'_, F> {
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
         let Self {
-            bufs: SgdBuffers { g, w, v },
-            scalars:
-                SgdScalars {
-                    momentum,
-                    first,
-                    lr,
-                },
+            bufs: SgdBuffers { g, w, v, keep },
+            scalars,
             grad,
         } = self;
         // The decay term with fused multiply-adds where the instruction set has them; the
         // optimizer's own arithmetic below stays Burn's, op by op.
         let grad = crate::kernel::for_level::<S>(grad);
-        match (momentum, v) {
-            (Some(m), Some(v)) => {
-                let entries = g.iter().zip(w.iter_mut()).zip(v.iter_mut());
-                let (mu, keep) = (m.momentum, m.keep);
-                match (first, m.nesterov) {
-                    (true, false) => {
-                        for ((g, w), v) in entries {
-                            let g = grad(*g, *w);
-                            *v = g;
-                            *w -= g * lr;
-                        }
+        match keep {
+            Some(keep) => sgd_loop(g, w, v, keep, scalars, grad),
+            None => sgd_loop(g, w, v, g, scalars, grad),
+        }
+    }
+}
+
+/// The SGD loops; `alive` is the keep-mask or, without one, `g` again (see
+/// [`Alive`](crate::keep::Alive)).
+#[inline(always)]
+fn sgd_loop<K>(
+    g: &[f32],
+    w: &mut [f32],
+    v: Option<&mut [f32]>,
+    alive: &[K],
+    scalars: SgdScalars,
+    grad: impl Fn(f32, f32) -> f32,
+) where
+    for<'k> &'k K: crate::keep::Alive,
+{
+    use crate::keep::Alive;
+    let SgdScalars {
+        momentum,
+        first,
+        lr,
+    } = scalars;
+    match (momentum, v) {
+        (Some(m), Some(v)) => {
+            let entries = g.iter().zip(w.iter_mut()).zip(v.iter_mut()).zip(alive);
+            let (mu, keep) = (m.momentum, m.keep);
+            match (first, m.nesterov) {
+                (true, false) => {
+                    for (((g, w), v), alive) in entries {
+                        let g = grad(*g, *w);
+                        *v = g;
+                        *w = alive.keep(*w - g * lr);
                     }
-                    (true, true) => {
-                        for ((g, w), v) in entries {
-                            let g = grad(*g, *w);
-                            *v = g;
-                            *w -= (g * mu + g) * lr;
-                        }
+                }
+                (true, true) => {
+                    for (((g, w), v), alive) in entries {
+                        let g = grad(*g, *w);
+                        *v = g;
+                        *w = alive.keep(*w - (g * mu + g) * lr);
                     }
-                    (false, false) => {
-                        for ((g, w), v) in entries {
-                            let g = grad(*g, *w);
-                            *v = g * keep + *v * mu;
-                            *w -= *v * lr;
-                        }
+                }
+                (false, false) => {
+                    for (((g, w), v), alive) in entries {
+                        let g = grad(*g, *w);
+                        *v = g * keep + *v * mu;
+                        *w = alive.keep(*w - *v * lr);
                     }
-                    (false, true) => {
-                        for ((g, w), v) in entries {
-                            let g = grad(*g, *w);
-                            *v = g * keep + *v * mu;
-                            *w -= (*v * mu + g) * lr;
-                        }
+                }
+                (false, true) => {
+                    for (((g, w), v), alive) in entries {
+                        let g = grad(*g, *w);
+                        *v = g * keep + *v * mu;
+                        *w = alive.keep(*w - (*v * mu + g) * lr);
                     }
                 }
             }
-            _ => {
-                for (g, w) in g.iter().zip(w.iter_mut()) {
-                    let g = grad(*g, *w);
-                    *w -= g * lr;
-                }
+        }
+        _ => {
+            for ((g, w), alive) in g.iter().zip(w.iter_mut()).zip(alive) {
+                let g = grad(*g, *w);
+                *w = alive.keep(*w - g * lr);
             }
         }
     }
