@@ -62,7 +62,7 @@ pub fn run(quick: bool, script: &Path) -> Vec<Value> {
     let threads = crate::overhead::bench_threads();
     let device = Device::flex().autodiff();
     device.seed(0);
-    let reps = if quick { 1 } else { 5 };
+    let reps = if quick { 1 } else { 7 };
     let mut lines = Vec::new();
     // `fused-sgd` / `fused-adam`: Burn with sparse-reg's FusedSgd / FusedAdam (the same update,
     // one pass) against PyTorch's SGD / Adam.
@@ -77,9 +77,9 @@ pub fn run(quick: bool, script: &Path) -> Vec<Value> {
         ("lenet5", "fused-adam"),
     ] {
         let (burn_steps, torch_steps) = match (model, quick) {
-            ("lenet300", false) => (100, 200),
+            ("lenet300", false) => (300, 400),
             ("lenet300", true) => (10, 20),
-            (_, false) => (10, 30),
+            (_, false) => (20, 40),
             (_, true) => (2, 5),
         };
         let torch_optim = if optim.ends_with("sgd") {

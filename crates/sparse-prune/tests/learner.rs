@@ -1,5 +1,7 @@
 //! The method inside burn-train's `Learner`: SelectiveDecay is the Learner's optimizer and a
-//! PruningHook runs the gated schedule from `TrainStep::optimize`.
+//! PruningHook runs the gated schedule from `TrainStep::optimize`. The masks act in place and
+//! the optimizer comes from `Pruner::optimizer`: its step zeroes the pruned weights, the hook's
+//! `enforce` checks that it did.
 
 mod common;
 
@@ -22,8 +24,8 @@ use burn::train::{
     ClassificationOutput, InferenceStep, Learner, SupervisedTraining, TrainOutput, TrainStep,
 };
 use common::Task;
-use sparse_prune::{Floor, PruneSchedule, PrunerConfig, PruningHook, SparsityReport};
-use sparse_reg::{GammaSchedule, SelectiveDecayConfig};
+use sparse_prune::{Floor, Masking, PruneSchedule, PrunerConfig, PruningHook, SparsityReport};
+use sparse_reg::{FusedAdamConfig, GammaSchedule, SelectiveDecayConfig};
 
 #[derive(Module, Debug)]
 struct Net {
@@ -170,18 +172,19 @@ fn learner_reaches_90_percent_sparsity_within_one_point() {
     let decay = SelectiveDecayConfig::new()
         .with_gamma(1e-3)
         .with_schedule(GammaSchedule::Linear { steps: 40 })
-        .build(AdamConfig::new().build())
+        .build(FusedAdamConfig::new().build().unwrap())
         .unwrap();
-    let pruner = PrunerConfig::new(PruneSchedule::Gated {
+    let mut pruner = PrunerConfig::new(PruneSchedule::Gated {
         every: 20,
         fraction: 0.1,
         floor: Floor::AtLeast(floor),
     })
+    .with_masking(Masking::InPlace)
     .init()
     .unwrap()
     .with_decay_clock(decay.clock());
     let model = pruner.attach(dense.train()).unwrap();
-    let optim = decay.init(&model).unwrap();
+    let optim = pruner.optimizer(decay, &model).unwrap();
     // The evaluator measures the gate and keeps the sparsest model above the floor.
     let best: Arc<Mutex<Option<(f64, Net)>>> = Arc::default();
     let (val2, best2, plain2) = (Task::new(1000, 20, 2), best.clone(), plain.clone());
