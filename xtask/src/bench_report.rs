@@ -42,6 +42,34 @@ fn min_max(v: &Value, key: &str) -> String {
     })
 }
 
+/// The Burn-against-PyTorch table of `bench torch`'s rows.
+fn torch_table(torch: &[Value]) -> String {
+    let mut out = String::from(
+        "| model | optimizer | threads | Burn dense ms | PyTorch dense ms | Burn / PyTorch dense \
+         [per repetition] | Burn + method ms (masks in the step) | PyTorch fused + masks ms | \
+         PyTorch authors + masks ms | Burn method / PyTorch fused [per repetition] | / authors \
+         |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for v in torch {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            v["model"].as_str().unwrap_or("?"),
+            v["optimizer"].as_str().unwrap_or("?"),
+            v["threads"],
+            f(v, "burn_dense_ms", 2),
+            f(v, "torch_dense_ms", 2),
+            ratio(v, "burn_over_torch_dense"),
+            f(v, "burn_method_ms", 2),
+            f(v, "torch_fused_ms", 2),
+            f(v, "torch_authors_ms", 2),
+            ratio(v, "burn_method_over_torch_fused"),
+            f(v, "burn_method_over_torch_authors", 2),
+        ));
+    }
+    out.push('\n');
+    out
+}
+
 /// The tables, one per benchmark that has results.
 pub fn render(dir: &Path) -> String {
     let mut out = String::new();
@@ -100,24 +128,21 @@ pub fn render(dir: &Path) -> String {
         out.push_str(&format!("Burn against PyTorch: skipped ({skip}).\n\n"));
     } else if !torch.is_empty() {
         out.push_str("### Burn flex against PyTorch CPU (`cargo xtask bench torch`)\n\n");
-        out.push_str("| model | optimizer | threads | Burn dense ms | PyTorch dense ms | Burn / PyTorch dense [per repetition] | Burn + method ms (masks in the step) | PyTorch fused + masks ms | PyTorch authors + masks ms | Burn method / PyTorch fused [per repetition] | / authors |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
-        for v in &torch {
+        out.push_str(&torch_table(&torch));
+    }
+    // Runs with fewer threads (`RAYON_NUM_THREADS=N cargo xtask bench torch`).
+    for threads in 1..=256 {
+        let rows = lines(dir, &format!("vs_torch_{threads}threads"));
+        if rows
+            .iter()
+            .any(|v| v["bench"] == "vs_torch" && v["skipped"].is_null())
+        {
             out.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-                v["model"].as_str().unwrap_or("?"),
-                v["optimizer"].as_str().unwrap_or("?"),
-                v["threads"],
-                f(v, "burn_dense_ms", 2),
-                f(v, "torch_dense_ms", 2),
-                ratio(v, "burn_over_torch_dense"),
-                f(v, "burn_method_ms", 2),
-                f(v, "torch_fused_ms", 2),
-                f(v, "torch_authors_ms", 2),
-                ratio(v, "burn_method_over_torch_fused"),
-                f(v, "burn_method_over_torch_authors", 2),
+                "### The same on {threads} thread(s) (`RAYON_NUM_THREADS={threads} cargo xtask \
+                 bench torch`)\n\n"
             ));
+            out.push_str(&torch_table(&rows));
         }
-        out.push('\n');
     }
     let prune = lines(dir, "prune_event");
     if !prune.is_empty() {

@@ -85,24 +85,33 @@ fn main() {
             let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
             let script = root.join("../shared/reference/torch_reference.py");
             let all = matches!(which, Which::All);
-            let mut jobs: Vec<(&str, Vec<serde_json::Value>)> = Vec::new();
+            let mut jobs: Vec<(String, Vec<serde_json::Value>)> = Vec::new();
             if all || matches!(which, Which::Overhead) {
-                jobs.push(("overhead", overhead::run(quick)));
+                jobs.push(("overhead".into(), overhead::run(quick)));
             }
             if all || matches!(which, Which::Torch) {
-                jobs.push(("vs_torch", vs_torch::run(quick, &script)));
+                // Fewer threads than cores (`RAYON_NUM_THREADS=1 cargo xtask bench torch`): a
+                // file of its own, so that the default comparison is kept beside it.
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let threads = overhead::bench_threads();
+                let name = if threads == cores {
+                    "vs_torch".to_string()
+                } else {
+                    format!("vs_torch_{threads}threads")
+                };
+                jobs.push((name, vs_torch::run(quick, &script)));
             }
             if all || matches!(which, Which::Prune) {
-                jobs.push(("prune_event", prune_cost::run(quick)));
+                jobs.push(("prune_event".into(), prune_cost::run(quick)));
             }
             if all || matches!(which, Which::Loader) {
-                jobs.push(("loader", loader::run(quick)));
+                jobs.push(("loader".into(), loader::run(quick)));
             }
             if all || matches!(which, Which::Export) {
-                jobs.push(("export", export::run(quick, &script)));
+                jobs.push(("export".into(), export::run(quick, &script)));
             }
             if all || matches!(which, Which::Backends) {
-                jobs.push(("backends", backends::run(quick)));
+                jobs.push(("backends".into(), backends::run(quick)));
             }
             let dir = root.join("target/bench");
             std::fs::create_dir_all(&dir).expect("create target/bench");
