@@ -5,7 +5,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::relu;
 
-use crate::max_pool2x2_relu;
+use crate::{max_pool2x2_relu, parallel_linear};
 use burn::tensor::{Device, Tensor};
 
 /// A model that maps images `[batch, channels, height, width]` to class logits
@@ -62,9 +62,9 @@ impl LeNet300 {
     /// Logits for images `[batch, 1, 28, 28]`.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         let x = images.flatten::<2>(1, 3);
-        let x = relu(self.fc1.forward(x));
-        let x = relu(self.fc2.forward(x));
-        self.fc3.forward(x)
+        let x = relu(parallel_linear(&self.fc1, x));
+        let x = relu(parallel_linear(&self.fc2, x));
+        parallel_linear(&self.fc3, x)
     }
 }
 
@@ -114,6 +114,6 @@ impl LeNet5 {
         let x = max_pool2x2_relu(crate::conv2d_unfolded(&self.conv1, images));
         let x = max_pool2x2_relu(self.conv2.forward(x));
         let x = x.flatten::<2>(1, 3);
-        self.fc2.forward(relu(self.fc1.forward(x)))
+        parallel_linear(&self.fc2, relu(parallel_linear(&self.fc1, x)))
     }
 }

@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 mod lenet;
+mod parallel_linear;
 mod pool;
 mod resnet;
 mod transformer;
@@ -15,6 +16,7 @@ mod unfold_conv;
 mod vgg;
 
 pub use lenet::{ImageClassifier, LeNet5, LeNet300};
+pub use parallel_linear::parallel_linear;
 pub use pool::max_pool2x2_relu;
 pub use resnet::{BasicBlock, ResNet, ResNetConfig, Shortcut};
 pub use transformer::{Block, TransformerLm, TransformerLmConfig};

@@ -41,7 +41,7 @@ pub fn max_pool2x2_relu(x: Tensor<4>) -> Tensor<4> {
 }
 
 #[cfg(feature = "flex")]
-mod flex {
+pub(crate) mod flex {
     use burn::backend::autodiff::NodeId;
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
     use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -55,7 +55,7 @@ mod flex {
     use rayon::prelude::*;
 
     /// Whether `device` is flex's (with or without autodiff).
-    pub(super) fn is_flex(device: &Device) -> bool {
+    pub(crate) fn is_flex(device: &Device) -> bool {
         let inner = device.clone().without_autodiff();
         matches!(inner.as_dispatch(), DispatchDevice::Flex(_))
     }
