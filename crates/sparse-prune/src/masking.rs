@@ -246,13 +246,12 @@ impl ModuleMapper for Zero<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
+    use burn::nn::{Linear, LinearConfig};
     use burn::tensor::Device;
 
-    #[test]
-    fn the_tensor_path_zeroes_what_the_host_path_zeroes() {
+    /// A 30 -> 20 linear layer with in-place masks, 60 % of its entries pruned, and its pruner.
+    fn pruned_linear() -> (Linear, crate::Pruner) {
         use crate::{Amount, PruneSchedule, PrunerConfig};
-        use burn::nn::{Linear, LinearConfig};
         let device = Device::flex().autodiff();
         let mut pruner = PrunerConfig::new(PruneSchedule::OneShot {
             at: 1,
@@ -265,21 +264,22 @@ mod tests {
             .attach(LinearConfig::new(30, 20).init(&device))
             .unwrap();
         let (model, _) = pruner.prune(model, 1, Amount::Sparsity(0.6), None).unwrap();
+        (model, pruner)
+    }
+
+    /// The weight then the bias, flat.
+    fn values(m: &Linear) -> Vec<f32> {
+        let mut v = m.weight.val().into_data().try_to_vec::<f32>().unwrap();
+        let bias = m.bias.as_ref().unwrap().val().into_data();
+        v.extend(bias.try_to_vec::<f32>().unwrap());
+        v
+    }
+
+    #[test]
+    fn the_tensor_path_zeroes_what_the_host_path_zeroes() {
+        let (model, _) = pruned_linear();
         // What an optimizer step leaves: every base entry non-zero again.
         let model = model.map(&mut Shift);
-        let values = |m: &Linear| {
-            let mut v = m.weight.val().into_data().try_to_vec::<f32>().unwrap();
-            v.extend(
-                m.bias
-                    .as_ref()
-                    .unwrap()
-                    .val()
-                    .into_data()
-                    .try_to_vec::<f32>()
-                    .unwrap(),
-            );
-            v
-        };
         assert!(values(&model).iter().all(|w| *w != 0.0));
         let host = Enforcer::default().enforce(model.clone());
         let tensor = Enforcer {
@@ -296,23 +296,12 @@ mod tests {
 
     #[test]
     fn enforce_skips_exactly_what_the_optimizer_step_zeroed_with_the_current_mask() {
-        use crate::{Amount, PruneSchedule, PrunerConfig};
-        use burn::nn::{Linear, LinearConfig};
+        use crate::Amount;
         use burn::optim::GradientsParams;
         use burn::tensor::Distribution;
         use sparse_reg::{FusedAdamConfig, SelectiveDecayConfig};
-        let device = Device::flex().autodiff();
-        let mut pruner = PrunerConfig::new(PruneSchedule::OneShot {
-            at: 1,
-            sparsity: 0.6,
-        })
-        .with_masking(Masking::InPlace)
-        .init()
-        .unwrap();
-        let model: Linear = pruner
-            .attach(LinearConfig::new(30, 20).init(&device))
-            .unwrap();
-        let (model, _) = pruner.prune(model, 1, Amount::Sparsity(0.6), None).unwrap();
+        let (model, mut pruner) = pruned_linear();
+        let device = model.weight.val().device();
         let mut enforcer = Enforcer::default();
         let model = enforcer.enforce(model);
         assert_eq!(enforcer.zeroed, 2, "weight and bias");
