@@ -130,8 +130,20 @@ pub fn render(dir: &Path) -> String {
         out.push_str("### Burn flex against PyTorch CPU (`cargo xtask bench torch`)\n\n");
         out.push_str(&torch_table(&torch));
     }
-    // Runs with fewer threads (`RAYON_NUM_THREADS=N cargo xtask bench torch`).
-    for threads in 1..=256 {
+    // Runs with fewer threads (`RAYON_NUM_THREADS=N cargo xtask bench torch`), in thread order.
+    let mut fewer: Vec<usize> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_prefix("vs_torch_")?
+                .strip_suffix("threads.json")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    fewer.sort_unstable();
+    for threads in fewer {
         let rows = lines(dir, &format!("vs_torch_{threads}threads"));
         if rows
             .iter()

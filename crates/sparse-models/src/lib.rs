@@ -4,7 +4,8 @@
 //! same values and gradients as Burn's own layers: [`conv2d_unfolded`] (a first convolution
 //! whose input needs no gradient, as one matrix product) and [`max_pool2x2_relu`] (a 2x2
 //! max-pool and the ReLU around it as one op with its own backward pass, a Burn backend
-//! extension); on other backends they run Burn's ops.
+//! extension); on other backends they run Burn's ops. [`parallel_linear`] runs a linear layer's
+//! matrix products on every core on flex, with Burn's `Linear`'s values and gradients.
 #![warn(missing_docs)]
 
 mod lenet;
@@ -22,3 +23,10 @@ pub use resnet::{BasicBlock, ResNet, ResNetConfig, Shortcut};
 pub use transformer::{Block, TransformerLm, TransformerLmConfig};
 pub use unfold_conv::conv2d_unfolded;
 pub use vgg::{ConvBn, Vgg16};
+
+/// Whether `device` is flex's (with or without autodiff): where this crate's own flex ops run.
+#[cfg(feature = "flex")]
+pub(crate) fn is_flex(device: &burn::tensor::Device) -> bool {
+    let inner = device.clone().without_autodiff();
+    matches!(inner.as_dispatch(), burn::backend::DispatchDevice::Flex(_))
+}

@@ -27,10 +27,18 @@ use burn::tensor::Tensor;
 /// let ours = sparse_models::parallel_linear(&layer, x.clone()).into_data();
 /// assert_eq!(ours, layer.forward(x).into_data());
 /// ```
+///
+/// Panics, as `Linear::forward` does, when `x`'s last dimension is not the layer's `d_input`.
 pub fn parallel_linear(linear: &Linear, x: Tensor<2>) -> Tensor<2> {
     #[cfg(feature = "flex")]
-    if x.dtype() == burn::tensor::DType::F32 && crate::pool::flex::is_flex(&x.device()) {
-        let out = flex::parallel_matmul(x, linear.weight.val());
+    if x.dtype() == burn::tensor::DType::F32 && crate::is_flex(&x.device()) {
+        let weight = linear.weight.val();
+        let ([batch, d_x], [d_input, _]) = (x.dims(), weight.dims());
+        assert_eq!(
+            d_x, d_input,
+            "parallel_linear: an input of shape [{batch}, {d_x}] for a layer with d_input {d_input}"
+        );
+        let out = flex::parallel_matmul(x, weight);
         return match &linear.bias {
             Some(bias) => out + bias.val().unsqueeze(),
             None => out,
@@ -182,6 +190,16 @@ mod tests {
         assert_eq!(pieces(100 * 100 * 10, 2), 1, "too small to split");
         assert_eq!(pieces(100 * 784 * 300, 1), 1, "one thread");
         assert_eq!(pieces(784 * 100 * 300, 3), 6);
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "parallel_linear: an input of shape [2, 5] for a layer with d_input 4"
+    )]
+    fn an_input_of_the_wrong_width_is_a_clear_panic() {
+        let device = Device::flex();
+        let layer = LinearConfig::new(4, 3).init(&device);
+        let _ = parallel_linear(&layer, Tensor::<2>::zeros([2, 5], &device));
     }
 
     /// The values and the gradients of `x`, the weight and the bias equal Burn's `Linear`'s,

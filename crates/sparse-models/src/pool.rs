@@ -31,7 +31,7 @@ use burn::tensor::ops::MaxPoolOptions;
 /// ```
 pub fn max_pool2x2_relu(x: Tensor<4>) -> Tensor<4> {
     #[cfg(feature = "flex")]
-    if x.dtype() == burn::tensor::DType::F32 && flex::is_flex(&x.device()) {
+    if x.dtype() == burn::tensor::DType::F32 && crate::is_flex(&x.device()) {
         return flex::max_pool2x2_relu(x);
     }
     relu(max_pool2d(
@@ -41,7 +41,7 @@ pub fn max_pool2x2_relu(x: Tensor<4>) -> Tensor<4> {
 }
 
 #[cfg(feature = "flex")]
-pub(crate) mod flex {
+mod flex {
     use burn::backend::autodiff::NodeId;
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
     use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -50,15 +50,9 @@ pub(crate) mod flex {
     use burn::backend::backend_extension;
     use burn::backend::ops::FloatTensorOps;
     use burn::backend::tensor::FloatTensor;
-    use burn::backend::{Autodiff, Backend, Dispatch, DispatchDevice, Flex, TensorMetadata};
-    use burn::tensor::{Device, Shape, Tensor, TensorData};
+    use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata};
+    use burn::tensor::{Shape, Tensor, TensorData};
     use rayon::prelude::*;
-
-    /// Whether `device` is flex's (with or without autodiff).
-    pub(crate) fn is_flex(device: &Device) -> bool {
-        let inner = device.clone().without_autodiff();
-        matches!(inner.as_dispatch(), DispatchDevice::Flex(_))
-    }
 
     pub(super) fn max_pool2x2_relu(x: Tensor<4>) -> Tensor<4> {
         Tensor::from_dispatch(<Dispatch as PoolRelu>::max_pool2x2_relu(x.into_dispatch()))
@@ -237,8 +231,8 @@ mod tests {
     #[cfg(feature = "flex")]
     #[test]
     fn flex_devices_take_the_fused_path() {
-        assert!(flex::is_flex(&Device::flex()));
-        assert!(flex::is_flex(&Device::flex().autodiff()));
+        assert!(crate::is_flex(&Device::flex()));
+        assert!(crate::is_flex(&Device::flex().autodiff()));
     }
 
     #[test]

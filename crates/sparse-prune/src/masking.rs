@@ -59,8 +59,6 @@ pub(crate) struct Enforcer {
     /// The slots handed to optimizers ([`Pruner::optimizer`](crate::Pruner::optimizer)), by
     /// the path of the masked base.
     slots: HashMap<String, KeepSlot>,
-    /// The version the last rebuilt keep-mask was given (one per rebuild).
-    version: u64,
     /// How many bases the last `enforce` zeroed itself (the others were skipped).
     pub(crate) zeroed: usize,
     /// Tests: take the tensor path (the GPU backends') on a CPU backend too.
@@ -77,8 +75,6 @@ enum Keep {
         pruned: Box<Tensor<1, Bool>>,
         /// 1 where alive, 0 where pruned, for the in-place pass on CPU backends.
         host: Option<Arc<[u8]>>,
-        /// This keep-mask's version in the slots.
-        version: u64,
     },
 }
 
@@ -87,8 +83,8 @@ impl Enforcer {
     /// current keep-mask when the enforcer has one.
     pub(crate) fn slot(&mut self, owner: &str) -> KeepSlot {
         let slot = self.slots.entry(owner.to_string()).or_default().clone();
-        if let Some((_, keep)) = self.masks.get(owner) {
-            publish(&slot, keep);
+        if let Some((id, keep)) = self.masks.get(owner) {
+            publish(&slot, *id, keep);
         }
         slot
     }
@@ -114,29 +110,28 @@ impl Enforcer {
             let keep = if bools.iter().all(|p| !p) {
                 Keep::AllAlive
             } else {
-                self.version += 1;
                 Keep::Pruned {
                     pruned: Box::new(pruned),
                     host: host.then(|| bools.iter().map(|p| u8::from(!p)).collect()),
-                    version: self.version,
                 }
             };
             if let Some(slot) = self.slots.get(&owner) {
-                publish(slot, &keep);
+                publish(slot, id, &keep);
             }
             self.masks.insert(owner, (id, keep));
         }
-        // What is left to zero: the pruned bases no step zeroed with their current mask.
+        // What is left to zero: the pruned bases no step zeroed with their current mask (a
+        // mask's id is its version in the slots).
         let todo: Vec<&str> = self
             .masks
             .iter()
-            .filter(|(owner, (_, keep))| match keep {
+            .filter(|(owner, (id, keep))| match keep {
                 Keep::AllAlive => false,
-                Keep::Pruned { version, .. } => self
+                Keep::Pruned { .. } => self
                     .slots
                     .get(owner.as_str())
                     .and_then(KeepSlot::take_zeroed)
-                    .is_none_or(|zeroed| zeroed != *version),
+                    .is_none_or(|zeroed| zeroed != id.val()),
             })
             .map(|(owner, _)| owner.as_str())
             .collect();
@@ -152,16 +147,14 @@ impl Enforcer {
     }
 }
 
-/// Hand `keep` to an optimizer's slot: the host keep-mask where there is one (else nothing, and
-/// the enforcer keeps the work).
-fn publish(slot: &KeepSlot, keep: &Keep) {
+/// Hand `keep`, the content of the mask `id`, to an optimizer's slot: the host keep-mask where
+/// there is one (else nothing, and the enforcer keeps the work), under the mask's id as version.
+fn publish(slot: &KeepSlot, id: ParamId, keep: &Keep) {
     match keep {
         Keep::Pruned {
-            host: Some(host),
-            version,
-            ..
-        } => slot.set(*version, Some(host.clone())),
-        _ => slot.set(0, None),
+            host: Some(host), ..
+        } => slot.set(id.val(), Some(host.clone())),
+        _ => slot.set(id.val(), None),
     }
 }
 

@@ -2,11 +2,11 @@
 
 use std::any::Any;
 
-use burn::module::Module;
+use std::sync::Arc;
+
+use burn::module::{Module, ParamGroup};
 use burn::optim::{AdamState, LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
-
-use burn::module::ParamGroup;
 
 use crate::kernel::DecayTerm;
 use crate::{
@@ -47,7 +47,7 @@ pub struct SelectiveDecay<O> {
     schedule: GammaSchedule,
     penalty: Penalty,
     coupling: Coupling,
-    params: Option<burn::module::ParamGroup>,
+    params: Option<ParamGroup>,
     clock: DecayClock,
     /// The keep-mask of the one parameter this instance steps (see [`KeepSlot`]).
     keep: Option<KeepSlot>,
@@ -178,22 +178,81 @@ impl<O: Optimizer> SelectiveDecay<O> {
         Ok(optim)
     }
 
-    /// The pruned entries of a stepped weight set to 0 by a pass of their own (an inner
-    /// optimizer that is not fused), on host backends; elsewhere left to the pruner.
-    fn zero_after<const D: usize, S>(
+    /// This parameter's keep-mask with its version, when its slot holds one (something is
+    /// pruned). Panics when the mask's size is not the parameter's: a loop zipped with it
+    /// would silently stop short.
+    fn keep_mask(&self, numel: usize) -> Option<(u64, Arc<[u8]>)> {
+        let (version, keep) = self.keep.as_ref()?.keep()?;
+        assert_eq!(
+            keep.len(),
+            numel,
+            "KeepSlot: a keep-mask of {} entries for a parameter of {numel}",
+            keep.len()
+        );
+        Some((version, keep))
+    }
+
+    /// The step without the zeroing of pruned entries, except inside a fused optimizer's
+    /// pass, which `mask` is handed to: the new weight and state, and whether that pass zeroed.
+    fn step_unmasked<const D: usize>(
         &self,
+        lr: LearningRate,
         tensor: Tensor<D>,
-        state: S,
-        keep: Option<(u64, std::sync::Arc<[u8]>)>,
-    ) -> (Tensor<D>, S) {
-        match (keep, &self.keep) {
-            (Some((version, keep)), Some(slot)) if crate::kernel::applies(&tensor, &tensor) => {
-                let tensor = crate::zero_pruned(tensor, &keep);
-                slot.mark_zeroed(version);
-                (tensor, state)
-            }
-            _ => (tensor, state),
+        grad: Tensor<D>,
+        state: Option<O::State<D>>,
+        mask: Option<&[u8]>,
+    ) -> (Tensor<D>, Option<O::State<D>>, bool) {
+        let gamma = self.gamma();
+        if gamma != 0.0 && self.coupling == Coupling::Decoupled {
+            let shrink = self.term(&tensor, &grad, gamma);
+            let (tensor, state) = self.inner.step(lr, tensor, grad, state);
+            return (tensor - shrink, state, false);
         }
+        // Around sparse-reg's FusedAdam or FusedSgd on a CPU backend, the coupled decay term
+        // and the zeroing of the pruned entries go into the optimizer's own pass: one pass over
+        // memory instead of three, the same arithmetic. The inner optimizer's state is
+        // `AdamState` exactly when it is a `FusedAdam` (`FusedSgdState` for `FusedSgd`): both
+        // are recovered by reference, without a copy or an allocation.
+        let scale = match self.penalty {
+            Penalty::L2 => 2.0 * gamma,
+            Penalty::L1 => gamma,
+        };
+        let term = (gamma != 0.0).then_some(DecayTerm {
+            rel: self.relevance,
+            penalty: self.penalty,
+            scale: scale as f32,
+        });
+        let mut state = state;
+        let adam = (&self.inner as &dyn Any).downcast_ref::<FusedAdam>();
+        let slot = (&mut state as &mut dyn Any).downcast_mut::<Option<AdamState<D>>>();
+        if let (Some(adam), Some(slot)) = (adam, slot)
+            && adam.fuses(&tensor, &grad, slot.as_ref())
+        {
+            let (tensor, new) = adam.step_with(lr, tensor, grad, slot.take(), term, mask);
+            *slot = new;
+            return (tensor, state, mask.is_some());
+        }
+        let sgd = (&self.inner as &dyn Any).downcast_ref::<FusedSgd>();
+        let slot = (&mut state as &mut dyn Any).downcast_mut::<Option<FusedSgdState<D>>>();
+        if let (Some(sgd), Some(slot)) = (sgd, slot)
+            && sgd.fuses(&tensor, &grad)
+        {
+            let (tensor, new) = sgd.step_with(lr, tensor, grad, slot.take(), term, mask);
+            *slot = new;
+            return (tensor, state, mask.is_some());
+        }
+        let (tensor, grad) = match term {
+            None => (tensor, grad),
+            Some(term) if crate::kernel::applies(&grad, &tensor) => {
+                crate::kernel::fused(grad, tensor, term.rel, term.penalty, scale)
+            }
+            Some(_) => {
+                let grad = self.term(&tensor, &grad, scale) + grad;
+                (tensor, grad)
+            }
+        };
+        let (tensor, state) = self.inner.step(lr, tensor, grad, state);
+        (tensor, state, false)
     }
 
     /// The decay term for `weight` with gradient `grad` at strength `scale`:
@@ -220,73 +279,21 @@ impl<O: Optimizer> Optimizer for SelectiveDecay<O> {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
-        let gamma = self.gamma();
-        // The keep-mask of this parameter, when it has one with something pruned.
-        let keep = self.keep.as_ref().and_then(KeepSlot::keep);
-        let zeroed = |version| {
-            if let Some(slot) = &self.keep {
-                slot.mark_zeroed(version)
-            }
+        let keep = self.keep_mask(tensor.shape().num_elements());
+        let mask = keep.as_ref().map(|(_, k)| k.as_ref());
+        let (tensor, state, zeroed) = self.step_unmasked(lr, tensor, grad, state, mask);
+        let (Some((version, keep)), Some(slot)) = (keep, &self.keep) else {
+            return (tensor, state);
         };
-        let coupled = self.coupling == Coupling::Coupled;
-        if gamma == 0.0 || coupled {
-            // Around sparse-reg's FusedAdam or FusedSgd on a CPU backend, the coupled decay term
-            // and the zeroing of the pruned entries go into the optimizer's own pass: one pass
-            // over memory instead of three, the same arithmetic. The inner optimizer's state is
-            // `AdamState` exactly when it is a `FusedAdam` (`FusedSgdState` for `FusedSgd`):
-            // both are recovered by reference, without a copy or an allocation.
-            let scale = match self.penalty {
-                Penalty::L2 => 2.0 * gamma,
-                Penalty::L1 => gamma,
-            };
-            let term = (gamma != 0.0).then_some(DecayTerm {
-                rel: self.relevance,
-                penalty: self.penalty,
-                scale: scale as f32,
-            });
-            let mask = keep.as_ref().map(|(_, k)| k.as_ref());
-            let mut state = state;
-            let adam = (&self.inner as &dyn Any).downcast_ref::<FusedAdam>();
-            let slot = (&mut state as &mut dyn Any).downcast_mut::<Option<AdamState<D>>>();
-            if let (Some(adam), Some(slot)) = (adam, slot)
-                && adam.fuses(&tensor, &grad, slot.as_ref())
-            {
-                let (tensor, new) = adam.step_with(lr, tensor, grad, slot.take(), term, mask);
-                *slot = new;
-                if let Some((version, _)) = keep {
-                    zeroed(version);
-                }
-                return (tensor, state);
-            }
-            let sgd = (&self.inner as &dyn Any).downcast_ref::<FusedSgd>();
-            let slot = (&mut state as &mut dyn Any).downcast_mut::<Option<FusedSgdState<D>>>();
-            if let (Some(sgd), Some(slot)) = (sgd, slot)
-                && sgd.fuses(&tensor, &grad)
-            {
-                let (tensor, new) = sgd.step_with(lr, tensor, grad, slot.take(), term, mask);
-                *slot = new;
-                if let Some((version, _)) = keep {
-                    zeroed(version);
-                }
-                return (tensor, state);
-            }
-            let (tensor, state) = match term {
-                None => self.inner.step(lr, tensor, grad, state),
-                Some(term) => {
-                    let (tensor, grad) = if crate::kernel::applies(&grad, &tensor) {
-                        crate::kernel::fused(grad, tensor, term.rel, term.penalty, scale)
-                    } else {
-                        let grad = self.term(&tensor, &grad, scale) + grad;
-                        (tensor, grad)
-                    };
-                    self.inner.step(lr, tensor, grad, state)
-                }
-            };
-            return self.zero_after(tensor, state, keep);
-        }
-        let shrink = self.term(&tensor, &grad, gamma);
-        let (tensor, state) = self.inner.step(lr, tensor, grad, state);
-        self.zero_after(tensor - shrink, state, keep)
+        // An inner optimizer that is not fused: the zeroing as a pass of its own, on host
+        // backends; elsewhere it is left to the pruner (nothing is recorded).
+        let tensor = match zeroed {
+            true => tensor,
+            false if crate::kernel::applies(&tensor, &tensor) => crate::zero_pruned(tensor, &keep),
+            false => return (tensor, state),
+        };
+        slot.mark_zeroed(version);
+        (tensor, state)
     }
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {

@@ -121,7 +121,7 @@ impl Alive for &u8 {
     }
 }
 
-/// `w = keep ? w : 0`, branch-free so that it vectorises.
+/// `w = keep ? w : 0` ([`Alive`]), branch-free so that it vectorises.
 struct ZeroPass<'a> {
     values: &'a mut [f32],
     keep: &'a [u8],
@@ -133,7 +133,7 @@ impl pulp::WithSimd for ZeroPass<'_> {
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
         for (w, k) in self.values.iter_mut().zip(self.keep) {
-            *w = if *k != 0 { *w } else { 0.0 };
+            *w = k.keep(*w);
         }
     }
 }
@@ -217,6 +217,45 @@ mod tests {
         }
         let zeros = bits(&a).iter().filter(|b| **b == 0).count();
         assert_eq!(zeros, keep.iter().filter(|k| **k == 0).count());
+    }
+
+    #[test]
+    fn init_with_keep_names_a_path_that_is_not_a_parameter() {
+        use burn::nn::LinearConfig;
+        use burn::optim::SgdConfig;
+        use burn::tensor::Device;
+        let model = LinearConfig::new(2, 1).init(&Device::flex().autodiff());
+        let decay = crate::SelectiveDecayConfig::new()
+            .build(SgdConfig::new().build())
+            .unwrap();
+        let keeps = vec![("wieght".to_string(), KeepSlot::default())];
+        let err = decay.init_with_keep(&model, keeps).err().expect("an error");
+        assert_eq!(
+            err.to_string(),
+            "invalid SelectiveDecay::init_with_keep keeps: no float parameter of the model is at \
+             `wieght` (its parameters: weight, bias)"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "KeepSlot: a keep-mask of 3 entries for a parameter of 2")]
+    fn a_keep_mask_of_another_size_is_a_clear_panic() {
+        use burn::nn::LinearConfig;
+        use burn::optim::{GradientsParams, SgdConfig};
+        use burn::tensor::Device;
+        let device = Device::flex().autodiff();
+        let model = LinearConfig::new(2, 1).init(&device);
+        let slot = KeepSlot::default();
+        slot.set(1, Some(vec![1, 0, 1].into()));
+        let decay = crate::SelectiveDecayConfig::new()
+            .build(SgdConfig::new().build())
+            .unwrap();
+        let mut optim = decay
+            .init_with_keep(&model, vec![("weight".into(), slot)])
+            .unwrap();
+        let loss = model.forward(Tensor::<2>::ones([4, 2], &device)).sum();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let _ = optim.step(0.1, model, grads);
     }
 
     #[test]
