@@ -1,32 +1,60 @@
-//! A convolution computed as unfold + matrix product, for layers whose input needs no
-//! gradient (the first layer of a network).
+//! A convolution computed as its patches (im2col) and one matrix product, forward and backward.
 //!
-//! Burn 0.22.1's flex backend spends most of a LeNet-5 step in the first convolution (one
-//! input channel: its forward runs a per-plane loop and its weight gradient a convolution with
-//! a 24x24 kernel). Written as `unfold` (a strided view) + one batched `matmul`, the same layer
-//! and its weight gradient are ~3x faster there, and the weights stay in the `Conv2d` module,
-//! so parameter paths, masks and checkpoints are unchanged. Measured in `docs/BENCHMARKS.md`.
+//! Burn 0.22.1's flex backend spends most of a LeNet-5 step in the two convolutions. For the
+//! first one (one input channel) its forward runs a per-plane loop and its weight gradient a
+//! convolution with a 24x24 kernel; for the second one each image gets its own patches and
+//! product, and the weight gradient is a convolution of the dims-swapped input with the
+//! dims-swapped output gradient, both copied first. Here a stride-1, unpadded convolution is
+//! the patches of its input (`[batch * out_h * out_w, c_in * kh * kw]`, built in one parallel
+//! pass) times the reshaped weight, and the weight gradient is the output gradient times those
+//! same patches, kept from the forward pass: two large products that run on every core
+//! ([`parallel_linear`](crate::parallel_linear)'s split). The input's gradient, when it needs
+//! one, is Burn's (flex's transposed convolution). The weights stay in the `Conv2d` module, so
+//! parameter paths, masks and checkpoints are unchanged. Measured in `docs/BENCHMARKS.md`.
 
+use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::Tensor;
 
-/// `conv.forward(x)` for a stride-1, unpadded, undilated, ungrouped convolution, as
-/// `unfold` + `matmul`. Gives the same values as `Conv2d::forward` (to rounding); use it only
-/// where `x` needs no gradient: the gradient of `unfold` with respect to its input is slow.
+/// `conv.forward(x)` for `x: [batch, channels, height, width]`, the same values (to rounding:
+/// the products sum in another order) and gradients, as patches + one matrix product on flex
+/// (see the module docs). A convolution with a stride, padding, dilation or groups, and other
+/// backends, run `Conv2d::forward` (on those, an input that needs no gradient is still
+/// unfolded: Burn's `unfold` view and a batched `matmul`).
 ///
 /// ```
 /// use burn::nn::conv::Conv2dConfig;
 /// use burn::tensor::{Device, Distribution, Tensor};
 /// use sparse_models::conv2d_unfolded;
 /// let device = Device::flex();
-/// let conv = Conv2dConfig::new([1, 4], [3, 3]).init(&device);
-/// let x: Tensor<4> = Tensor::random([2, 1, 8, 8], Distribution::Default, &device);
+/// let conv = Conv2dConfig::new([2, 4], [3, 3]).init(&device);
+/// let x: Tensor<4> = Tensor::random([2, 2, 8, 8], Distribution::Default, &device);
 /// let diff = (conv.forward(x.clone()) - conv2d_unfolded(&conv, x)).abs().max();
 /// assert!(diff.into_scalar::<f32>() < 1e-5);
 /// ```
 pub fn conv2d_unfolded(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let unpadded = matches!(
+        conv.padding,
+        PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0)
+    );
+    if !(unpadded && conv.stride == [1, 1] && conv.dilation == [1, 1] && conv.groups == 1) {
+        return conv.forward(x);
+    }
     let weight = conv.weight.val();
-    let [c_out, c_in, kh, kw] = weight.dims();
+    let c_out = weight.dims()[0];
+    #[cfg(feature = "flex")]
+    if x.dtype() == burn::tensor::DType::F32 && crate::is_flex(&x.device()) {
+        let out = flex::unfold_conv2d(x, weight);
+        return match &conv.bias {
+            Some(bias) => out + bias.val().reshape([1, c_out, 1, 1]),
+            None => out,
+        };
+    }
+    if x.is_require_grad() {
+        // The gradient of `unfold` with respect to its input is slow.
+        return conv.forward(x);
+    }
+    let [_, c_in, kh, kw] = weight.dims();
     let [n, _, h, w] = x.dims();
     let (oh, ow) = (h + 1 - kh, w + 1 - kw);
     // [n, c_in, oh, ow, kh, kw]: every window, as a view.
@@ -42,37 +70,299 @@ pub fn conv2d_unfolded(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     out.swap_dims(1, 2).reshape([n, c_out, oh, ow])
 }
 
+#[cfg(feature = "flex")]
+mod flex {
+    use burn::backend::autodiff::NodeId;
+    use burn::backend::autodiff::checkpoint::base::Checkpointer;
+    use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+    use burn::backend::autodiff::grads::Gradients;
+    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+    use burn::backend::backend_extension;
+    use burn::backend::ops::FloatTensorOps;
+    use burn::backend::tensor::FloatTensor;
+    use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata};
+    use burn::tensor::ops::ConvTransposeOptions;
+    use burn::tensor::{Shape, Tensor, TensorData};
+    use rayon::prelude::*;
+
+    pub(super) fn unfold_conv2d(x: Tensor<4>, weight: Tensor<4>) -> Tensor<4> {
+        Tensor::from_dispatch(<Dispatch as UnfoldConv>::unfold_conv2d(
+            x.into_dispatch(),
+            weight.into_dispatch(),
+        ))
+    }
+
+    /// The convolution as a backend extension: flex's patches, and autodiff's backward pass.
+    #[backend_extension(Flex, Autodiff)]
+    pub trait UnfoldConv: Backend {
+        /// `x [n, c, h, w]` convolved with `weight [c_out, c, kh, kw]` (stride 1, no padding).
+        fn unfold_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
+        /// The patches of `x` for a `kernel` window: `[n * oh * ow, c * kh * kw]`, row
+        /// `(image, out row, out column)`, column `(channel, kernel row, kernel column)`.
+        fn patches(x: FloatTensor<Self>, kernel: [usize; 2]) -> FloatTensor<Self>;
+    }
+
+    /// The output `[n, c_out, oh, ow]` from the patches and the weight.
+    fn conv_from_patches<B: Backend>(
+        patches: FloatTensor<B>,
+        weight: FloatTensor<B>,
+        [n, oh, ow]: [usize; 3],
+    ) -> FloatTensor<B> {
+        let ws = weight.shape();
+        let (c_out, len) = (ws[0], ws[1] * ws[2] * ws[3]);
+        let weight = B::float_transpose(B::float_reshape(weight, Shape::new([c_out, len])));
+        let out = B::float_matmul(patches, weight); // [n * oh * ow, c_out]
+        let out = B::float_reshape(out, Shape::new([n, oh * ow, c_out]));
+        let out = B::float_swap_dims(out, 1, 2);
+        B::float_reshape(out, Shape::new([n, c_out, oh, ow]))
+    }
+
+    /// `[n, oh, ow]` of the output of `x` convolved with `weight`.
+    fn out_dims(x: &Shape, weight: &Shape) -> [usize; 3] {
+        [x[0], x[2] + 1 - weight[2], x[3] + 1 - weight[3]]
+    }
+
+    impl UnfoldConv for Flex {
+        fn unfold_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
+            let dims = out_dims(&x.shape(), &weight.shape());
+            let ws = weight.shape();
+            let patches = Self::patches(x, [ws[2], ws[3]]);
+            conv_from_patches::<Self>(patches, weight, dims)
+        }
+
+        fn patches(x: FloatTensor<Self>, [kh, kw]: [usize; 2]) -> FloatTensor<Self> {
+            let device = x.device();
+            let s = x.shape();
+            let [n, c, h, w] = [s[0], s[1], s[2], s[3]];
+            let (oh, ow, len) = (h + 1 - kh, w + 1 - kw, c * kh * kw);
+            let x = if x.as_slice::<f32>().is_some() {
+                x
+            } else {
+                x.to_contiguous()
+            };
+            let x = x.as_slice::<f32>().expect("an f32 tensor");
+            let mut out = vec![0.0f32; n * oh * ow * len];
+            let windows = Windows {
+                c,
+                h,
+                w,
+                kh,
+                kw,
+                ow,
+            };
+            out.par_chunks_mut(oh * ow * len)
+                .zip(x.par_chunks(c * h * w))
+                .for_each(|(out, image)| match kw {
+                    3 => windows.copy::<3>(image, out),
+                    5 => windows.copy::<5>(image, out),
+                    _ => windows.copy_any(image, out),
+                });
+            Flex::float_from_data(TensorData::new(out, [n * oh * ow, len]), &device)
+        }
+    }
+
+    /// The windows of one image: its `c` planes of `h x w`, a `kh x kw` kernel, `ow` output
+    /// columns.
+    struct Windows {
+        c: usize,
+        h: usize,
+        w: usize,
+        kh: usize,
+        kw: usize,
+        ow: usize,
+    }
+
+    impl Windows {
+        /// The image's patches into `out` (one row of `c * kh * kw` per output position), for
+        /// a kernel `KW` wide: each kernel row is a copy of a known length, which compiles to
+        /// a few moves instead of a call to `memcpy`.
+        fn copy<const KW: usize>(&self, image: &[f32], out: &mut [f32]) {
+            let Self {
+                c, h, w, kh, ow, ..
+            } = *self;
+            for (pos, row) in out.chunks_exact_mut(c * kh * KW).enumerate() {
+                let (i, j) = (pos / ow, pos % ow);
+                for (ch, row) in row.chunks_exact_mut(kh * KW).enumerate() {
+                    let plane = &image[ch * h * w..][..h * w];
+                    for (k, dst) in row.chunks_exact_mut(KW).enumerate() {
+                        let src: &[f32; KW] = plane[(i + k) * w + j..][..KW]
+                            .try_into()
+                            .expect("KW entries");
+                        dst.copy_from_slice(src);
+                    }
+                }
+            }
+        }
+
+        /// [`copy`](Self::copy) for any kernel width.
+        fn copy_any(&self, image: &[f32], out: &mut [f32]) {
+            let Self {
+                c,
+                h,
+                w,
+                kh,
+                kw,
+                ow,
+            } = *self;
+            for (pos, row) in out.chunks_exact_mut(c * kh * kw).enumerate() {
+                let (i, j) = (pos / ow, pos % ow);
+                for (ch, row) in row.chunks_exact_mut(kh * kw).enumerate() {
+                    let plane = &image[ch * h * w..][..h * w];
+                    for (k, dst) in row.chunks_exact_mut(kw).enumerate() {
+                        dst.copy_from_slice(&plane[(i + k) * w + j..][..kw]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Autodiff's record of the convolution.
+    #[derive(Debug)]
+    struct UnfoldConvBackward;
+
+    /// What the backward pass needs: the patches (for the weight's gradient), the weight (for
+    /// the input's) and the weight's shape.
+    #[derive(Clone, Debug)]
+    struct State<B: Backend> {
+        patches: Option<FloatTensor<B>>,
+        weight: Option<NodeId>,
+        weight_shape: Shape,
+    }
+
+    impl<B: Backend + UnfoldConv> Backward<B, 2> for UnfoldConvBackward {
+        type State = State<B>;
+
+        fn backward(
+            self,
+            ops: Ops<Self::State, 2>,
+            grads: &mut Gradients,
+            check: &mut Checkpointer,
+        ) {
+            let [x_parent, weight_parent] = ops.parents;
+            let grad = grads.consume::<B>(&ops.node);
+            let gs = grad.shape();
+            let [n, c_out, oh, ow] = [gs[0], gs[1], gs[2], gs[3]];
+            let state = ops.state;
+            if let Some(parent) = weight_parent {
+                // [c_out, n * oh * ow] x [n * oh * ow, len]
+                let g = B::float_reshape(grad.clone(), Shape::new([n, c_out, oh * ow]));
+                let g = B::float_swap_dims(g, 0, 1);
+                let g = B::float_reshape(g, Shape::new([c_out, n * oh * ow]));
+                let patches = state.patches.expect("kept for the weight gradient");
+                let dw = B::float_matmul(g, patches);
+                grads.register::<B>(parent.id, B::float_reshape(dw, state.weight_shape));
+            }
+            if let Some(parent) = x_parent {
+                let weight = check.retrieve_node_output(state.weight.expect("kept for dx"));
+                let options = ConvTransposeOptions::new([1, 1], [0, 0], [0, 0], [1, 1], 1);
+                let dx = B::conv_transpose2d(grad, weight, None, options);
+                grads.register::<B>(parent.id, dx);
+            }
+        }
+    }
+
+    impl<B: Backend + UnfoldConv, C: CheckpointStrategy> UnfoldConv for Autodiff<B, C> {
+        fn unfold_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
+            let (x_tracked, weight_tracked) = (x.is_tracked(), weight.is_tracked());
+            let dims = out_dims(&x.shape(), &weight.shape());
+            let weight_shape = weight.shape();
+            let kernel = [weight_shape[2], weight_shape[3]];
+            match UnfoldConvBackward
+                .prepare::<C>([x.node(), weight.node()])
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(mut prep) => {
+                    let weight_node = x_tracked.then(|| prep.checkpoint(&weight));
+                    let patches = B::patches(x.into_primitive(), kernel);
+                    let state = State {
+                        patches: weight_tracked.then(|| patches.clone()),
+                        weight: weight_node,
+                        weight_shape,
+                    };
+                    let out = conv_from_patches::<B>(patches, weight.into_primitive(), dims);
+                    prep.finish(state, out)
+                }
+                OpsKind::UnTracked(prep) => prep.finish(B::unfold_conv2d(
+                    x.into_primitive(),
+                    weight.into_primitive(),
+                )),
+            }
+        }
+
+        fn patches(_x: FloatTensor<Self>, _kernel: [usize; 2]) -> FloatTensor<Self> {
+            panic!("the patches are taken inside unfold_conv2d, on the inner backend")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use burn::nn::conv::Conv2dConfig;
     use burn::tensor::{Device, Distribution};
 
+    fn max_abs(t: Tensor<4>) -> f32 {
+        t.abs().max().into_scalar::<f32>()
+    }
+
+    /// Values and the gradients of the input, the weight and the bias match `Conv2d`'s to
+    /// rounding, for the two LeNet-5 layers' shapes and an odd one, with and without an input
+    /// that needs a gradient.
     #[test]
-    fn values_and_weight_gradient_match_conv2d() {
+    fn values_and_gradients_match_conv2d() {
         let device = Device::flex().autodiff();
-        let conv = Conv2dConfig::new([2, 3], [5, 5]).init(&device);
-        let x: Tensor<4> = Tensor::random([4, 2, 12, 12], Distribution::Default, &device);
-        let (a, b) = (conv.forward(x.clone()), conv2d_unfolded(&conv, x));
-        assert_eq!(a.dims(), b.dims());
-        let diff = (a.clone() - b.clone()).abs().max().into_scalar::<f32>();
-        assert!(diff < 1e-5, "forward differs by {diff}");
-        let (ga, gb) = ((a * 1.5).sum().backward(), (b * 1.5).sum().backward());
-        let (wa, wb) = (
-            conv.weight.grad(&ga).unwrap(),
-            conv.weight.grad(&gb).unwrap(),
-        );
-        let scale = wa.clone().abs().max().into_scalar::<f32>();
-        let diff = (wa - wb).abs().max().into_scalar::<f32>();
-        assert!(
-            diff <= 1e-5 * scale,
-            "weight gradient differs by {diff} (scale {scale})"
-        );
-        let (ba, bb) = (
-            conv.bias.as_ref().unwrap().grad(&ga).unwrap(),
-            conv.bias.as_ref().unwrap().grad(&gb).unwrap(),
-        );
-        let scale = ba.clone().abs().max().into_scalar::<f32>();
-        assert!((ba - bb).abs().max().into_scalar::<f32>() <= 1e-5 * scale);
+        for (shape, channels, kernel, input_grad) in [
+            ([4, 1, 28, 28], [1, 20], [5, 5], false),
+            ([4, 20, 12, 12], [20, 50], [5, 5], true),
+            ([3, 2, 9, 7], [2, 3], [2, 4], true),
+        ] {
+            let conv = Conv2dConfig::new(channels, kernel).init(&device);
+            let x: Tensor<4> = Tensor::random(shape, Distribution::Default, &device);
+            let x = if input_grad { x.require_grad() } else { x };
+            let (a, b) = (conv.forward(x.clone()), conv2d_unfolded(&conv, x.clone()));
+            assert_eq!(a.dims(), b.dims());
+            let diff = max_abs(a.clone() - b.clone());
+            assert!(diff < 1e-5, "{shape:?}: forward differs by {diff}");
+            let r = Tensor::<4>::random(a.shape(), Distribution::Default, &device);
+            let (ga, gb) = ((a * r.clone()).sum().backward(), (b * r).sum().backward());
+            let close = |what: &str, p: Tensor<4>, q: Tensor<4>| {
+                let scale = max_abs(p.clone());
+                let diff = max_abs(p - q);
+                assert!(
+                    scale > 0.0 && diff <= 1e-5 * scale,
+                    "{shape:?} {what}: {diff} of {scale}"
+                );
+            };
+            let weight = conv.weight.val();
+            close(
+                "weight",
+                weight.grad(&ga).unwrap(),
+                weight.grad(&gb).unwrap(),
+            );
+            let bias = conv.bias.as_ref().unwrap().val();
+            let (ba, bb) = (bias.grad(&ga).unwrap(), bias.grad(&gb).unwrap());
+            close("bias", ba.reshape([1, 1, 1, -1]), bb.reshape([1, 1, 1, -1]));
+            match input_grad {
+                true => close("input", x.grad(&ga).unwrap(), x.grad(&gb).unwrap()),
+                false => assert!(x.grad(&gb).is_none()),
+            }
+        }
+    }
+
+    #[test]
+    fn without_autodiff_and_with_a_stride_too() {
+        let device = Device::flex();
+        let x: Tensor<4> = Tensor::random([2, 3, 10, 10], Distribution::Default, &device);
+        for config in [
+            Conv2dConfig::new([3, 4], [3, 3]),
+            Conv2dConfig::new([3, 4], [3, 3]).with_stride([2, 2]),
+            Conv2dConfig::new([3, 4], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)),
+        ] {
+            let conv = config.init(&device);
+            let (a, b) = (conv.forward(x.clone()), conv2d_unfolded(&conv, x.clone()));
+            assert_eq!(a.dims(), b.dims());
+            assert!(max_abs(a - b) < 1e-5);
+        }
     }
 }

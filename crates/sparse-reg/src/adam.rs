@@ -189,7 +189,10 @@ impl FusedAdam {
             v: vs,
             keep,
         };
-        run_pass(bufs, scalars, decay);
+        // Adam's square root and division make the pass arithmetic: it splits well over the
+        // pool (docs/BENCHMARKS.md, session 17).
+        let pieces = crate::split::pieces(bufs.g.len(), crate::split::threads());
+        run_pass(bufs, scalars, decay, pieces);
         let moments = AdaptiveMomentumState::new(
             time,
             Tensor::from_data(m, &device),
@@ -242,20 +245,54 @@ struct AdamScalars {
 /// The pass over one parameter's buffers. Not generic: compiled (and optimised) in this crate,
 /// whatever profile the calling crate builds with (a generic body would be instantiated, and in
 /// a debug build left unoptimised, in the caller).
-fn run_pass(bufs: AdamBuffers<'_>, scalars: AdamScalars, decay: Option<DecayTerm>) {
-    crate::kernel::with_optional_decay(decay, AdamLoop(bufs, scalars))
+fn run_pass(bufs: AdamBuffers<'_>, scalars: AdamScalars, decay: Option<DecayTerm>, pieces: usize) {
+    crate::kernel::with_optional_decay(decay, AdamLoop(bufs, scalars, pieces))
 }
 
-/// The Adam pass as a loop handed the gradient it sees.
-struct AdamLoop<'a>(AdamBuffers<'a>, AdamScalars);
+/// The Adam pass as a loop handed the gradient it sees, in `pieces` pieces on rayon's pool
+/// ([`crate::split`]).
+struct AdamLoop<'a>(AdamBuffers<'a>, AdamScalars, usize);
 
 impl crate::kernel::DecayedLoop for AdamLoop<'_> {
     fn run(self, grad: impl crate::kernel::Decayed) {
-        pulp::Arch::new().dispatch(AdamPass {
-            bufs: self.0,
-            scalars: self.1,
-            grad,
+        let scalars = self.1;
+        crate::split::run_pieces(self.0, self.2, &|bufs: AdamBuffers<'_>| {
+            pulp::Arch::new().dispatch(AdamPass {
+                bufs,
+                scalars,
+                grad,
+            })
         })
+    }
+}
+
+impl crate::split::Split for AdamBuffers<'_> {
+    fn len(&self) -> usize {
+        self.g.len()
+    }
+
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        let (g0, g1) = self.g.split_at(mid);
+        let (w0, w1) = self.w.split_at_mut(mid);
+        let (m0, m1) = self.m.split_at_mut(mid);
+        let (v0, v1) = self.v.split_at_mut(mid);
+        let (k0, k1) = crate::split::split_ref(self.keep, mid);
+        (
+            AdamBuffers {
+                g: g0,
+                w: w0,
+                m: m0,
+                v: v0,
+                keep: k0,
+            },
+            AdamBuffers {
+                g: g1,
+                w: w1,
+                m: m1,
+                v: v1,
+                keep: k1,
+            },
+        )
     }
 }
 
@@ -438,5 +475,52 @@ mod tests {
         let fused = FusedAdamConfig::new().init().unwrap().load(&file).unwrap();
         assert_eq!(step(burn), step(fused));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Spread-out test values of both signs.
+    fn spread(n: usize, k: usize, d: f32) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i * k % 1000) as f32 - 500.0) / d)
+            .collect()
+    }
+
+    /// The pass cut into pieces on the pool writes the bits of the whole pass (a piece
+    /// skipped or run twice would not: the update is not idempotent).
+    #[test]
+    fn the_pass_in_pieces_is_the_whole_pass() {
+        let n = 100_003;
+        let g = spread(n, 7919, 300.0);
+        let keep: Vec<u8> = (0..n).map(|i| (i % 3 != 0) as u8).collect();
+        let decay = Some(DecayTerm {
+            rel: crate::Relevance::Exp { alpha: 0.3 },
+            penalty: crate::Penalty::L2,
+            scale: 0.02,
+        });
+        let run = |pieces| {
+            let mut w = spread(n, 104_729, 700.0);
+            let (mut m, mut v) = (spread(n, 31, 900.0), spread(n, 17, 9000.0));
+            v.iter_mut().for_each(|v| *v = v.abs());
+            let bufs = AdamBuffers {
+                g: &g,
+                w: &mut w,
+                m: &mut m,
+                v: &mut v,
+                keep: Some(&keep),
+            };
+            let scalars = AdamScalars {
+                beta_1: 0.9,
+                beta_2: 0.999,
+                first: false,
+                combined: 0.5,
+                eps: 1e-8,
+                lr: 1e-3,
+            };
+            run_pass(bufs, scalars, decay, pieces);
+            (w, m, v)
+        };
+        let whole = run(1);
+        assert_ne!(whole.0, spread(n, 104_729, 700.0));
+        assert_eq!(run(2), whole);
+        assert_eq!(run(3), whole);
     }
 }

@@ -9,6 +9,7 @@
 
 use burn::tensor::{DType, Device, Tensor};
 
+use crate::split::{Split, run_pieces};
 use crate::{Penalty, Relevance};
 
 /// Whether tensors on `device` live in host memory, with autodiff or not (flex, ndarray): there
@@ -85,14 +86,22 @@ pub(crate) fn factor<const FMA: bool>(rel: Relevance, g: f32, inv_alpha: f32) ->
     }
 }
 
-fn pass(grad: &mut [f32], weight: &[f32], rel: Relevance, penalty: Penalty, scale: f32) {
-    with_decayed(rel, penalty, scale, DecayLoop { grad, weight })
+fn pass(
+    grad: &mut [f32],
+    weight: &[f32],
+    rel: Relevance,
+    penalty: Penalty,
+    scale: f32,
+    pieces: usize,
+) {
+    let bufs = DecayBufs { grad, weight };
+    with_decayed(rel, penalty, scale, DecayLoop { bufs, pieces })
 }
 
 /// The gradient a pass feeds its update with, `(g, w) -> g'`: the plain one, or the decayed
 /// `g + scale * f(g) * p(w)`. A type rather than a closure so that each pass picks
 /// [`Decayed::at`]'s `FMA` from the instruction set pulp dispatched it to.
-pub(crate) trait Decayed: Copy {
+pub(crate) trait Decayed: Copy + Send + Sync {
     /// The gradient for the entry `(g, w)`.
     fn at<const FMA: bool>(self, g: f32, w: f32) -> f32;
 }
@@ -194,20 +203,50 @@ pub(crate) fn with_optional_decay(decay: Option<DecayTerm>, body: impl DecayedLo
     }
 }
 
-/// The decay's own pass: the gradient replaced in place by the decayed one.
-struct DecayLoop<'a> {
+/// The buffers of the decay's own pass.
+struct DecayBufs<'a> {
     grad: &'a mut [f32],
     weight: &'a [f32],
+}
+
+impl Split for DecayBufs<'_> {
+    fn len(&self) -> usize {
+        self.grad.len()
+    }
+
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        let (g0, g1) = self.grad.split_at_mut(mid);
+        let (w0, w1) = self.weight.split_at(mid);
+        (
+            DecayBufs {
+                grad: g0,
+                weight: w0,
+            },
+            DecayBufs {
+                grad: g1,
+                weight: w1,
+            },
+        )
+    }
+}
+
+/// The decay's own pass: the gradient replaced in place by the decayed one, in `pieces`
+/// pieces on rayon's pool ([`crate::split`]).
+struct DecayLoop<'a> {
+    bufs: DecayBufs<'a>,
+    pieces: usize,
 }
 
 impl DecayedLoop for DecayLoop<'_> {
     fn run(self, decayed: impl Decayed) {
         // Compiled once per instruction set and picked at run time (AVX-512 or AVX2, with FMA,
         // where the CPU has them), so the loop vectorises wide.
-        pulp::Arch::new().dispatch(Pass {
-            grad: self.grad,
-            weight: self.weight,
-            decayed,
+        run_pieces(self.bufs, self.pieces, &|b: DecayBufs<'_>| {
+            pulp::Arch::new().dispatch(Pass {
+                grad: b.grad,
+                weight: b.weight,
+                decayed,
+            })
         })
     }
 }
@@ -243,20 +282,6 @@ pub(crate) fn sign(w: f32) -> f32 {
     }
 }
 
-/// Threads for the fused pass: `SPARSE_REG_THREADS` if set, else 1. (Spawning threads per
-/// parameter per step lost to the single pass on the 2-core benchmark machine while the CPU
-/// backend's own pool was busy; set it higher where cores are idle.)
-fn threads() -> usize {
-    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *THREADS.get_or_init(|| {
-        std::env::var("SPARSE_REG_THREADS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1)
-            .max(1)
-    })
-}
-
 /// Whether the fused host pass applies: f32 tensors in host memory.
 pub(crate) fn applies<const D: usize>(grad: &Tensor<D>, weight: &Tensor<D>) -> bool {
     grad.dtype() == DType::F32 && weight.dtype() == DType::F32 && is_host(&grad.device())
@@ -272,16 +297,18 @@ pub(crate) fn fused<const D: usize>(
     penalty: Penalty,
     scale: f64,
 ) -> (Tensor<D>, Tensor<D>) {
-    fused_threads(grad, weight, rel, penalty, scale, threads())
+    // One piece: the inner optimizer's ops read this gradient on the calling thread next, and
+    // a split over the pool measured slower there (docs/BENCHMARKS.md, session 17).
+    fused_pieces(grad, weight, rel, penalty, scale, 1)
 }
 
-fn fused_threads<const D: usize>(
+fn fused_pieces<const D: usize>(
     grad: Tensor<D>,
     weight: Tensor<D>,
     rel: Relevance,
     penalty: Penalty,
     scale: f64,
-    threads: usize,
+    pieces: usize,
 ) -> (Tensor<D>, Tensor<D>) {
     let device = grad.device();
     let mut g = grad.into_data();
@@ -290,18 +317,7 @@ fn fused_threads<const D: usize>(
         (Ok(gs), Ok(ws)) => (gs, ws),
         _ => unreachable!("callers check `applies` (f32) first"),
     };
-    let scale = scale as f32;
-    const PER_THREAD: usize = 1 << 16;
-    if threads > 1 && gs.len() >= 2 * PER_THREAD {
-        let chunk = gs.len().div_ceil(threads.min(gs.len() / PER_THREAD));
-        std::thread::scope(|s| {
-            for (gc, wc) in gs.chunks_mut(chunk).zip(ws.chunks(chunk)) {
-                s.spawn(move || pass(gc, wc, rel, penalty, scale));
-            }
-        });
-    } else {
-        pass(gs, ws, rel, penalty, scale);
-    }
+    pass(gs, ws, rel, penalty, scale as f32, pieces);
     (Tensor::from_data(w, &device), Tensor::from_data(g, &device))
 }
 
@@ -363,7 +379,7 @@ mod tests {
             decayed: term,
         }
         .with_simd(pulp::Scalar);
-        pass(&mut simd, &w, rel, Penalty::L2, 0.02);
+        pass(&mut simd, &w, rel, Penalty::L2, 0.02, 1);
         for i in 0..n {
             let want = g[i] as f64 + 0.02 * rel.factor(g[i] as f64) * w[i] as f64;
             for (path, got) in [("scalar", scalar[i]), ("dispatched", simd[i])] {
@@ -383,7 +399,7 @@ mod tests {
             &Tensor::<1>::zeros([1], &device),
             &Tensor::<1>::zeros([1], &device)
         ));
-        let n = 300_000; // large enough for the threaded path
+        let n = 300_000;
         let (g, w) = gradients_and_weights(n);
         let gt = Tensor::<1>::from_data(TensorData::new(g.clone(), [n]), &device);
         let wt = Tensor::<1>::from_data(TensorData::new(w.clone(), [n]), &device);
@@ -393,10 +409,14 @@ mod tests {
             Relevance::Lobster,
             Relevance::Constant,
         ] {
-            for (pen, threads) in [(Penalty::L2, 1), (Penalty::L1, 1), (Penalty::L2, 2)] {
-                let (back, out) = fused_threads(gt.clone(), wt.clone(), rel, pen, 0.02, threads);
-                let out = out.into_data().try_into_vec::<f32>().unwrap();
-                assert_eq!(back.into_data().try_into_vec::<f32>().unwrap(), w);
+            for pen in [Penalty::L2, Penalty::L1] {
+                let run = |pieces| {
+                    let (back, out) = fused_pieces(gt.clone(), wt.clone(), rel, pen, 0.02, pieces);
+                    assert_eq!(back.into_data().try_into_vec::<f32>().unwrap(), w);
+                    out.into_data().try_into_vec::<f32>().unwrap()
+                };
+                let out = run(1);
+                assert_eq!(run(3), out, "{rel:?} {pen:?}: in 3 pieces as in one");
                 for i in (0..n).step_by(997) {
                     let p = match pen {
                         Penalty::L2 => w[i] as f64,

@@ -39,6 +39,7 @@ mod params;
 mod relevance;
 mod schedule;
 mod sgd;
+mod split;
 #[cfg(test)]
 mod testing;
 

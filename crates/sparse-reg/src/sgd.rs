@@ -191,6 +191,13 @@ impl FusedSgd {
             v.as_mut_slice::<f32>()
                 .expect("the velocity has the weight's type")
         });
+        // Plain SGD is a stream through memory: a hand-off to the pool costs more than it
+        // saves. With the decay's `exp` folded in, the pass is arithmetic and splits well
+        // (docs/BENCHMARKS.md, session 17).
+        let pieces = match decay {
+            Some(_) => crate::split::pieces(gs.len(), crate::split::threads()),
+            None => 1,
+        };
         run_pass(
             SgdBuffers {
                 g: gs,
@@ -204,6 +211,7 @@ impl FusedSgd {
                 lr: lr as f32,
             },
             decay,
+            pieces,
         );
         let velocity = v.map(|v| Tensor::from_data(v, &device));
         (
@@ -285,20 +293,52 @@ struct SgdScalars {
 
 /// The pass over one parameter's buffers (not generic: compiled and optimised in this crate,
 /// whatever profile the caller builds with).
-fn run_pass(bufs: SgdBuffers<'_>, scalars: SgdScalars, decay: Option<DecayTerm>) {
-    crate::kernel::with_optional_decay(decay, SgdLoop(bufs, scalars))
+fn run_pass(bufs: SgdBuffers<'_>, scalars: SgdScalars, decay: Option<DecayTerm>, pieces: usize) {
+    crate::kernel::with_optional_decay(decay, SgdLoop(bufs, scalars, pieces))
 }
 
-/// The SGD pass as a loop handed the gradient it sees.
-struct SgdLoop<'a>(SgdBuffers<'a>, SgdScalars);
+/// The SGD pass as a loop handed the gradient it sees, in `pieces` pieces on rayon's pool
+/// ([`crate::split`]).
+struct SgdLoop<'a>(SgdBuffers<'a>, SgdScalars, usize);
 
 impl crate::kernel::DecayedLoop for SgdLoop<'_> {
     fn run(self, grad: impl crate::kernel::Decayed) {
-        pulp::Arch::new().dispatch(SgdPass {
-            bufs: self.0,
-            scalars: self.1,
-            grad,
+        let scalars = self.1;
+        crate::split::run_pieces(self.0, self.2, &|bufs: SgdBuffers<'_>| {
+            pulp::Arch::new().dispatch(SgdPass {
+                bufs,
+                scalars,
+                grad,
+            })
         })
+    }
+}
+
+impl crate::split::Split for SgdBuffers<'_> {
+    fn len(&self) -> usize {
+        self.g.len()
+    }
+
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        use crate::split::{split_opt, split_ref};
+        let (g0, g1) = self.g.split_at(mid);
+        let (w0, w1) = self.w.split_at_mut(mid);
+        let (v0, v1) = split_opt(self.v, mid);
+        let (k0, k1) = split_ref(self.keep, mid);
+        (
+            SgdBuffers {
+                g: g0,
+                w: w0,
+                v: v0,
+                keep: k0,
+            },
+            SgdBuffers {
+                g: g1,
+                w: w1,
+                v: v1,
+                keep: k1,
+            },
+        )
     }
 }
 
@@ -548,5 +588,52 @@ mod tests {
             assert_ne!(step(fresh, trained), again, "saved by {name}");
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Spread-out test values of both signs.
+    fn spread(n: usize, k: usize, d: f32) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i * k % 1000) as f32 - 500.0) / d)
+            .collect()
+    }
+
+    /// The pass cut into pieces on the pool writes the bits of the whole pass (a piece
+    /// skipped or run twice would not: the update is not idempotent).
+    #[test]
+    fn the_pass_in_pieces_is_the_whole_pass() {
+        let n = 100_003;
+        let g = spread(n, 7919, 300.0);
+        let keep: Vec<u8> = (0..n).map(|i| (i % 3 != 0) as u8).collect();
+        let decay = Some(DecayTerm {
+            rel: crate::Relevance::Exp { alpha: 0.3 },
+            penalty: crate::Penalty::L2,
+            scale: 0.02,
+        });
+        let run = |pieces| {
+            let mut w = spread(n, 104_729, 700.0);
+            let mut v = spread(n, 31, 900.0);
+            let bufs = SgdBuffers {
+                g: &g,
+                w: &mut w,
+                v: Some(&mut v),
+                keep: Some(&keep),
+            };
+            let momentum = Momentum {
+                momentum: 0.9,
+                keep: 1.0,
+                nesterov: false,
+            };
+            let scalars = SgdScalars {
+                momentum: Some(momentum),
+                first: false,
+                lr: 0.1,
+            };
+            run_pass(bufs, scalars, decay, pieces);
+            (w, v)
+        };
+        let whole = run(1);
+        assert_ne!(whole.0, spread(n, 104_729, 700.0));
+        assert_eq!(run(2), whole);
+        assert_eq!(run(3), whole);
     }
 }
