@@ -1,8 +1,8 @@
 //! Models for the sparse-burn examples and benchmarks: the paper's LeNet-300-100 and LeNet-5,
 //! VGG-16 and ResNet-(6n+2) for CIFAR-10, and the Transformer language model of the text
 //! example. Two ops make the convolutional models faster on Burn's flex CPU backend with the
-//! same values and gradients as Burn's own layers: [`conv2d_unfolded`] (a first convolution
-//! whose input needs no gradient, as one matrix product) and [`max_pool2x2_relu`] (a 2x2
+//! same values and gradients as Burn's own layers: [`conv2d_unfolded`] (a stride-1, unpadded
+//! convolution as its patches and one matrix product, with its own backward pass) and [`max_pool2x2_relu`] (a 2x2
 //! max-pool and the ReLU around it as one op with its own backward pass, a Burn backend
 //! extension); on other backends they run Burn's ops. [`parallel_linear`] runs a linear layer's
 //! matrix products on every core on flex, with Burn's `Linear`'s values and gradients.

@@ -82,7 +82,7 @@ mod flex {
     use burn::backend::tensor::FloatTensor;
     use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata};
     use burn::tensor::ops::ConvTransposeOptions;
-    use burn::tensor::{Shape, Tensor, TensorData};
+    use burn::tensor::{Shape, Slice, Tensor, TensorData};
     use rayon::prelude::*;
 
     pub(super) fn unfold_conv2d(x: Tensor<4>, weight: Tensor<4>) -> Tensor<4> {
@@ -123,11 +123,31 @@ mod flex {
     }
 
     impl UnfoldConv for Flex {
+        /// Without autodiff nothing is kept for a backward pass, so the batch goes through in
+        /// groups of images whose patches take at most [`GROUP_BYTES`]: a large inference batch
+        /// would otherwise allocate (and fault in) one buffer of hundreds of megabytes per call.
         fn unfold_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
-            let dims = out_dims(&x.shape(), &weight.shape());
+            let [n, oh, ow] = out_dims(&x.shape(), &weight.shape());
             let ws = weight.shape();
-            let patches = Self::patches(x, [ws[2], ws[3]]);
-            conv_from_patches::<Self>(patches, weight, dims)
+            let kernel = [ws[2], ws[3]];
+            let per_image = oh * ow * ws[1] * ws[2] * ws[3] * size_of::<f32>();
+            let group = (GROUP_BYTES / per_image.max(1)).max(1);
+            if n <= group {
+                let patches = Self::patches(x, kernel);
+                return conv_from_patches::<Self>(patches, weight, [n, oh, ow]);
+            }
+            let s = x.shape();
+            let parts = (0..n)
+                .step_by(group)
+                .map(|start| {
+                    let end = (start + group).min(n);
+                    let ranges = [start..end, 0..s[1], 0..s[2], 0..s[3]].map(Slice::from);
+                    let images = Flex::float_slice(x.clone(), &ranges);
+                    let patches = Self::patches(images, kernel);
+                    conv_from_patches::<Self>(patches, weight.clone(), [end - start, oh, ow])
+                })
+                .collect();
+            Flex::float_cat(parts, 0)
         }
 
         fn patches(x: FloatTensor<Self>, [kh, kw]: [usize; 2]) -> FloatTensor<Self> {
@@ -160,6 +180,9 @@ mod flex {
             Flex::float_from_data(TensorData::new(out, [n * oh * ow, len]), &device)
         }
     }
+
+    /// The most bytes of patches one group of images takes in a forward pass without autodiff.
+    const GROUP_BYTES: usize = 8 << 20;
 
     /// The windows of one image: its `c` planes of `h x w`, a `kh x kw` kernel, `ow` output
     /// columns.
@@ -363,6 +386,27 @@ mod tests {
             let (a, b) = (conv.forward(x.clone()), conv2d_unfolded(&conv, x.clone()));
             assert_eq!(a.dims(), b.dims());
             assert!(max_abs(a - b) < 1e-5);
+        }
+    }
+
+    /// A batch whose patches pass the group size runs in groups of images (LeNet-5's first
+    /// layer: 57.6 kB of patches per image, 145 images per group) with the whole batch's values.
+    #[test]
+    fn a_large_batch_in_groups() {
+        let device = Device::flex();
+        let conv = Conv2dConfig::new([1, 20], [5, 5]).init(&device);
+        let x: Tensor<4> = Tensor::random([300, 1, 28, 28], Distribution::Default, &device);
+        let (a, b) = (conv.forward(x.clone()), conv2d_unfolded(&conv, x.clone()));
+        assert_eq!(a.dims(), b.dims());
+        assert!(max_abs(a - b.clone()) < 1e-5);
+        // Image by image, as a batch of one each (no groups).
+        for i in [0, 144, 145, 146, 290, 299] {
+            let one = conv2d_unfolded(&conv, x.clone().narrow(0, i, 1));
+            assert_eq!(
+                one.into_data(),
+                b.clone().narrow(0, i, 1).into_data(),
+                "image {i}"
+            );
         }
     }
 }
