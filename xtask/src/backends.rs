@@ -14,21 +14,21 @@ use sparse_reg::SelectiveDecayConfig;
 use crate::overhead::{bench_threads, half_pruned, median, min_max};
 
 /// LeNet-5 through Burn's own ops where the model has its own: `max_pool2d` then `relu`
-/// instead of the fused `max_pool2x2_relu`, and, with `conv2d_conv1`, the first convolution
-/// through `Conv2d::forward` rather than the unfold + matmul path (tuned for flex), so that
+/// instead of the fused `max_pool2x2_relu`, and, with `conv2d_convs`, both convolutions
+/// through `Conv2d::forward` rather than `conv2d_unfolded` (patches + one product), so that
 /// ndarray is measured on both.
 #[derive(burn::module::Module, Debug)]
 struct LeNet5BurnOps {
     net: LeNet5,
     #[module(skip)]
-    conv2d_conv1: bool,
+    conv2d_convs: bool,
 }
 
 impl LeNet5BurnOps {
-    fn new(device: &Device, conv2d_conv1: bool) -> Self {
+    fn new(device: &Device, conv2d_convs: bool) -> Self {
         Self {
             net: LeNet5::new(device),
-            conv2d_conv1,
+            conv2d_convs,
         }
     }
 }
@@ -38,13 +38,12 @@ impl ImageClassifier for LeNet5BurnOps {
         use burn::tensor::activation::relu;
         let pool = burn::nn::pool::MaxPool2dConfig::new([2, 2]).init();
         let n = &self.net;
-        let conv1 = if self.conv2d_conv1 {
-            n.conv1.forward(images)
-        } else {
-            sparse_models::conv2d_unfolded(&n.conv1, images)
+        let conv = |conv: &burn::nn::conv::Conv2d, x: Tensor<4>| match self.conv2d_convs {
+            true => conv.forward(x),
+            false => sparse_models::conv2d_unfolded(conv, x),
         };
-        let x = relu(pool.forward(conv1));
-        let x = relu(pool.forward(n.conv2.forward(x)));
+        let x = relu(pool.forward(conv(&n.conv1, images)));
+        let x = relu(pool.forward(conv(&n.conv2, x)));
         n.fc2.forward(relu(n.fc1.forward(x.flatten::<2>(1, 3))))
     }
 }
@@ -155,8 +154,8 @@ fn compare<M: ImageClassifier>(
 }
 
 /// On flex alone: LeNet-5's training step as shipped against the same model through Burn's
-/// own ops for what this project replaced (the max-pools; the max-pools and the first
-/// convolution), repetitions interleaved in one process.
+/// own ops for what this project replaced (the max-pools; the max-pools and both
+/// convolutions), repetitions interleaved in one process.
 fn flex_variants(reps: usize, steps: usize) -> serde_json::Value {
     let device = Device::flex().autodiff();
     let mut shipped = Lane::new("flex", device.clone(), LeNet5::new);
@@ -201,7 +200,7 @@ pub fn run(quick: bool) -> Vec<serde_json::Value> {
         compare("lenet300", LeNet300::new, reps, steps300),
         compare("lenet5", LeNet5::new, reps, steps5),
         compare(
-            "lenet5 (conv1 as Conv2d)",
+            "lenet5 (convolutions as Conv2d)",
             |d: &Device| LeNet5BurnOps::new(d, true),
             reps,
             steps5,

@@ -232,7 +232,7 @@ pub fn render(dir: &Path) -> String {
         .collect();
     if !variants.is_empty() {
         out.push_str("LeNet-5 on flex, as shipped against Burn's own ops for what this project replaced (training step with the method, same process, interleaved):\n\n");
-        out.push_str("| model | threads | shipped ms | Burn's max-pool + relu ms | / shipped | Burn's pool and `Conv2d` conv1 ms | / shipped |\n|---|---|---|---|---|---|---|\n");
+        out.push_str("| model | threads | shipped ms | Burn's max-pool + relu ms | / shipped | Burn's pool and `Conv2d` convolutions ms | / shipped |\n|---|---|---|---|---|---|---|\n");
         for v in variants {
             out.push_str(&format!(
                 "| {} | {} | {} | {} | {} [{}] | {} | {} [{}] |\n",

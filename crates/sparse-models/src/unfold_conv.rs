@@ -7,9 +7,9 @@
 //! dims-swapped output gradient, both copied first. Here a stride-1, unpadded convolution is
 //! the patches of its input (`[batch * out_h * out_w, c_in * kh * kw]`, built in one parallel
 //! pass) times the reshaped weight, and the weight gradient is the output gradient times those
-//! same patches, kept from the forward pass: two large products that run on every core
-//! ([`parallel_linear`](crate::parallel_linear)'s split). The input's gradient, when it needs
-//! one, is Burn's (flex's transposed convolution). The weights stay in the `Conv2d` module, so
+//! same patches, kept from the forward pass: two large products, which flex's `gemm` splits
+//! over the cores itself. The input's gradient, when it needs one, is Burn's (flex's
+//! transposed convolution). The weights stay in the `Conv2d` module, so
 //! parameter paths, masks and checkpoints are unchanged. Measured in `docs/BENCHMARKS.md`.
 
 use burn::nn::PaddingConfig2d;
@@ -18,9 +18,10 @@ use burn::tensor::Tensor;
 
 /// `conv.forward(x)` for `x: [batch, channels, height, width]`, the same values (to rounding:
 /// the products sum in another order) and gradients, as patches + one matrix product on flex
-/// (see the module docs). A convolution with a stride, padding, dilation or groups, and other
-/// backends, run `Conv2d::forward` (on those, an input that needs no gradient is still
-/// unfolded: Burn's `unfold` view and a batched `matmul`).
+/// (see the module docs). Other backends run Burn's `unfold` view and a batched `matmul`, which
+/// autodiff differentiates (on ndarray that trains LeNet-5 ~8x faster than its `Conv2d`,
+/// `bench backends`). A convolution with a stride, padding, dilation or groups runs
+/// `Conv2d::forward`.
 ///
 /// ```
 /// use burn::nn::conv::Conv2dConfig;
@@ -40,21 +41,23 @@ pub fn conv2d_unfolded(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     if !(unpadded && conv.stride == [1, 1] && conv.dilation == [1, 1] && conv.groups == 1) {
         return conv.forward(x);
     }
-    let weight = conv.weight.val();
-    let c_out = weight.dims()[0];
     #[cfg(feature = "flex")]
     if x.dtype() == burn::tensor::DType::F32 && crate::is_flex(&x.device()) {
+        let weight = conv.weight.val();
+        let c_out = weight.dims()[0];
         let out = flex::unfold_conv2d(x, weight);
         return match &conv.bias {
             Some(bias) => out + bias.val().reshape([1, c_out, 1, 1]),
             None => out,
         };
     }
-    if x.is_require_grad() {
-        // The gradient of `unfold` with respect to its input is slow.
-        return conv.forward(x);
-    }
-    let [_, c_in, kh, kw] = weight.dims();
+    by_unfold(conv, x)
+}
+
+/// The other backends' path: Burn's `unfold` view, a permuted copy and a batched `matmul`.
+fn by_unfold(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let weight = conv.weight.val();
+    let [c_out, c_in, kh, kw] = weight.dims();
     let [n, _, h, w] = x.dims();
     let (oh, ow) = (h + 1 - kh, w + 1 - kw);
     // [n, c_in, oh, ow, kh, kw]: every window, as a view.
@@ -175,7 +178,7 @@ mod flex {
                 .for_each(|(out, image)| match kw {
                     3 => windows.copy::<3>(image, out),
                     5 => windows.copy::<5>(image, out),
-                    _ => windows.copy_any(image, out),
+                    _ => windows.copy::<0>(image, out),
                 });
             Flex::float_from_data(TensorData::new(out, [n * oh * ow, len]), &device)
         }
@@ -196,37 +199,15 @@ mod flex {
     }
 
     impl Windows {
-        /// The image's patches into `out` (one row of `c * kh * kw` per output position), for
-        /// a kernel `KW` wide: each kernel row is a copy of a known length, which compiles to
-        /// a few moves instead of a call to `memcpy`.
+        /// The image's patches into `out` (one row of `c * kh * kw` per output position).
+        /// `KW` is the kernel's width when it is known at compile time (0: read `kw`): each
+        /// kernel row is then a copy of a constant length, a few moves instead of a call to
+        /// `memcpy` per row.
         fn copy<const KW: usize>(&self, image: &[f32], out: &mut [f32]) {
             let Self {
                 c, h, w, kh, ow, ..
             } = *self;
-            for (pos, row) in out.chunks_exact_mut(c * kh * KW).enumerate() {
-                let (i, j) = (pos / ow, pos % ow);
-                for (ch, row) in row.chunks_exact_mut(kh * KW).enumerate() {
-                    let plane = &image[ch * h * w..][..h * w];
-                    for (k, dst) in row.chunks_exact_mut(KW).enumerate() {
-                        let src: &[f32; KW] = plane[(i + k) * w + j..][..KW]
-                            .try_into()
-                            .expect("KW entries");
-                        dst.copy_from_slice(src);
-                    }
-                }
-            }
-        }
-
-        /// [`copy`](Self::copy) for any kernel width.
-        fn copy_any(&self, image: &[f32], out: &mut [f32]) {
-            let Self {
-                c,
-                h,
-                w,
-                kh,
-                kw,
-                ow,
-            } = *self;
+            let kw = if KW == 0 { self.kw } else { KW };
             for (pos, row) in out.chunks_exact_mut(c * kh * kw).enumerate() {
                 let (i, j) = (pos / ow, pos % ow);
                 for (ch, row) in row.chunks_exact_mut(kh * kw).enumerate() {
@@ -331,7 +312,7 @@ mod tests {
 
     /// Values and the gradients of the input, the weight and the bias match `Conv2d`'s to
     /// rounding, for the two LeNet-5 layers' shapes and an odd one, with and without an input
-    /// that needs a gradient.
+    /// that needs a gradient, on flex's path and on the other backends' (`by_unfold`).
     #[test]
     fn values_and_gradients_match_conv2d() {
         let device = Device::flex().autodiff();
@@ -343,32 +324,40 @@ mod tests {
             let conv = Conv2dConfig::new(channels, kernel).init(&device);
             let x: Tensor<4> = Tensor::random(shape, Distribution::Default, &device);
             let x = if input_grad { x.require_grad() } else { x };
-            let (a, b) = (conv.forward(x.clone()), conv2d_unfolded(&conv, x.clone()));
-            assert_eq!(a.dims(), b.dims());
-            let diff = max_abs(a.clone() - b.clone());
-            assert!(diff < 1e-5, "{shape:?}: forward differs by {diff}");
-            let r = Tensor::<4>::random(a.shape(), Distribution::Default, &device);
-            let (ga, gb) = ((a * r.clone()).sum().backward(), (b * r).sum().backward());
-            let close = |what: &str, p: Tensor<4>, q: Tensor<4>| {
-                let scale = max_abs(p.clone());
-                let diff = max_abs(p - q);
-                assert!(
-                    scale > 0.0 && diff <= 1e-5 * scale,
-                    "{shape:?} {what}: {diff} of {scale}"
-                );
+            let path = |unfold: bool| match unfold {
+                true => by_unfold(&conv, x.clone()),
+                false => conv2d_unfolded(&conv, x.clone()),
             };
-            let weight = conv.weight.val();
-            close(
-                "weight",
-                weight.grad(&ga).unwrap(),
-                weight.grad(&gb).unwrap(),
-            );
-            let bias = conv.bias.as_ref().unwrap().val();
-            let (ba, bb) = (bias.grad(&ga).unwrap(), bias.grad(&gb).unwrap());
-            close("bias", ba.reshape([1, 1, 1, -1]), bb.reshape([1, 1, 1, -1]));
-            match input_grad {
-                true => close("input", x.grad(&ga).unwrap(), x.grad(&gb).unwrap()),
-                false => assert!(x.grad(&gb).is_none()),
+            for (a, b) in [
+                (conv.forward(x.clone()), path(false)),
+                (conv.forward(x.clone()), path(true)),
+            ] {
+                assert_eq!(a.dims(), b.dims());
+                let diff = max_abs(a.clone() - b.clone());
+                assert!(diff < 1e-5, "{shape:?}: forward differs by {diff}");
+                let r = Tensor::<4>::random(a.shape(), Distribution::Default, &device);
+                let (ga, gb) = ((a * r.clone()).sum().backward(), (b * r).sum().backward());
+                let close = |what: &str, p: Tensor<4>, q: Tensor<4>| {
+                    let scale = max_abs(p.clone());
+                    let diff = max_abs(p - q);
+                    assert!(
+                        scale > 0.0 && diff <= 1e-5 * scale,
+                        "{shape:?} {what}: {diff} of {scale}"
+                    );
+                };
+                let weight = conv.weight.val();
+                close(
+                    "weight",
+                    weight.grad(&ga).unwrap(),
+                    weight.grad(&gb).unwrap(),
+                );
+                let bias = conv.bias.as_ref().unwrap().val();
+                let (ba, bb) = (bias.grad(&ga).unwrap(), bias.grad(&gb).unwrap());
+                close("bias", ba.reshape([1, 1, 1, -1]), bb.reshape([1, 1, 1, -1]));
+                match input_grad {
+                    true => close("input", x.grad(&ga).unwrap(), x.grad(&gb).unwrap()),
+                    false => assert!(x.grad(&gb).is_none()),
+                }
             }
         }
     }
