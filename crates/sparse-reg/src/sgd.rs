@@ -590,25 +590,13 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    /// Spread-out test values of both signs.
-    fn spread(n: usize, k: usize, d: f32) -> Vec<f32> {
-        (0..n)
-            .map(|i| ((i * k % 1000) as f32 - 500.0) / d)
-            .collect()
-    }
-
     /// The pass cut into pieces on the pool writes the bits of the whole pass (a piece
     /// skipped or run twice would not: the update is not idempotent).
     #[test]
     fn the_pass_in_pieces_is_the_whole_pass() {
+        use crate::testing::spread;
         let n = 100_003;
-        let g = spread(n, 7919, 300.0);
-        let keep: Vec<u8> = (0..n).map(|i| (i % 3 != 0) as u8).collect();
-        let decay = Some(DecayTerm {
-            rel: crate::Relevance::Exp { alpha: 0.3 },
-            penalty: crate::Penalty::L2,
-            scale: 0.02,
-        });
+        let (g, keep, decay) = crate::testing::pass_inputs(n);
         let run = |pieces| {
             let mut w = spread(n, 104_729, 700.0);
             let mut v = spread(n, 31, 900.0);

@@ -40,3 +40,23 @@ pub(crate) fn weights(model: &Linear) -> Vec<f32> {
     all.extend(bias.try_to_vec::<f32>().unwrap());
     all
 }
+
+/// `n` spread-out test values of both signs (`k` a stride through them, `d` a scale).
+pub(crate) fn spread(n: usize, k: usize, d: f32) -> Vec<f32> {
+    (0..n)
+        .map(|i| ((i * k % 1000) as f32 - 500.0) / d)
+        .collect()
+}
+
+/// What a fused pass in pieces is tested with: `n` gradients, a keep-mask that prunes every
+/// third entry, and the paper's decay term.
+pub(crate) fn pass_inputs(n: usize) -> (Vec<f32>, Vec<u8>, Option<crate::kernel::DecayTerm>) {
+    let g = spread(n, 7919, 300.0);
+    let keep = (0..n).map(|i| (i % 3 != 0) as u8).collect();
+    let decay = crate::kernel::DecayTerm {
+        rel: crate::Relevance::Exp { alpha: 0.3 },
+        penalty: crate::Penalty::L2,
+        scale: 0.02,
+    };
+    (g, keep, Some(decay))
+}
