@@ -9,7 +9,9 @@
 //! [`SelectiveDecay`] forms `g + 2 * gamma * f(g) * w` elementwise from the one backward pass
 //! and feeds it to the wrapped optimizer (SGD, Adam, AdamW, RMSProp, ...). [`FusedAdam`] and
 //! [`FusedSgd`] are Burn's Adam and SGD (with momentum), bit for bit, as one pass on CPU
-//! backends; wrapped, they take the decay term into that same pass.
+//! backends; wrapped, they take the decay term into that same pass, which runs on the CPU
+//! backend's thread pool in pieces for large parameters (the same bits; `SPARSE_REG_THREADS=1`
+//! keeps it on the calling thread).
 //!
 //! ```
 //! use burn::optim::AdamConfig;
