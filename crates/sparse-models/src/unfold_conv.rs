@@ -33,6 +33,9 @@ use burn::tensor::Tensor;
 /// let diff = (conv.forward(x.clone()) - conv2d_unfolded(&conv, x)).abs().max();
 /// assert!(diff.into_scalar::<f32>() < 1e-5);
 /// ```
+///
+/// Panics, with the shapes in the message, when `x`'s channels are not the layer's or an
+/// image is smaller than the kernel (of an unpadded, stride-1 layer; others are `Conv2d`'s).
 pub fn conv2d_unfolded(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let unpadded = matches!(
         conv.padding,
@@ -41,6 +44,12 @@ pub fn conv2d_unfolded(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     if !(unpadded && conv.stride == [1, 1] && conv.dilation == [1, 1] && conv.groups == 1) {
         return conv.forward(x);
     }
+    let ([n, c, h, w], [_, c_in, kh, kw]) = (x.dims(), conv.weight.dims());
+    assert!(
+        c == c_in && h >= kh && w >= kw,
+        "conv2d_unfolded: an input of shape [{n}, {c}, {h}, {w}] for a layer with {c_in} input \
+         channels and a {kh}x{kw} kernel"
+    );
     #[cfg(feature = "flex")]
     if x.dtype() == burn::tensor::DType::F32 && crate::is_flex(&x.device()) {
         let weight = conv.weight.val();
@@ -376,6 +385,16 @@ mod tests {
             assert_eq!(a.dims(), b.dims());
             assert!(max_abs(a - b) < 1e-5);
         }
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "conv2d_unfolded: an input of shape [2, 3, 4, 4] for a layer with 2 input channels and a 5x5 kernel"
+    )]
+    fn an_input_that_does_not_fit_the_layer_is_a_clear_panic() {
+        let device = Device::flex();
+        let conv = Conv2dConfig::new([2, 4], [5, 5]).init(&device);
+        let _ = conv2d_unfolded(&conv, Tensor::zeros([2, 3, 4, 4], &device));
     }
 
     /// A batch whose patches pass the group size runs in groups of images (LeNet-5's first
