@@ -30,3 +30,16 @@ pub(crate) fn is_flex(device: &burn::tensor::Device) -> bool {
     let inner = device.clone().without_autodiff();
     matches!(inner.as_dispatch(), burn::backend::DispatchDevice::Flex(_))
 }
+
+/// `x` laid out contiguously, for this crate's flex kernels that read its buffer (most tensors
+/// already are: then no copy).
+#[cfg(feature = "flex")]
+pub(crate) fn contiguous(
+    x: burn::backend::tensor::FloatTensor<burn::backend::Flex>,
+) -> burn::backend::tensor::FloatTensor<burn::backend::Flex> {
+    if x.as_slice::<f32>().is_some() {
+        x
+    } else {
+        x.to_contiguous()
+    }
+}

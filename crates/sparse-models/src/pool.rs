@@ -95,20 +95,11 @@ mod flex {
         if v <= 0.0 { 0.0 } else { v }
     }
 
-    /// `x` laid out contiguously (most already are: then no copy).
-    fn contiguous(x: FloatTensor<Flex>) -> FloatTensor<Flex> {
-        if x.as_slice::<f32>().is_some() {
-            x
-        } else {
-            x.to_contiguous()
-        }
-    }
-
     impl PoolRelu for Flex {
         fn max_pool2x2_relu(x: FloatTensor<Self>) -> FloatTensor<Self> {
             let device = x.device();
             let shape = x.shape();
-            let x = contiguous(x);
+            let x = crate::contiguous(x);
             let ([planes, h, w], out_shape) = dims(&shape);
             let x = x.as_slice::<f32>().expect("an f32 tensor");
             let (ho, wo) = (h / 2, w / 2);
@@ -132,7 +123,7 @@ mod flex {
         ) -> FloatTensor<Self> {
             let device = x.device();
             let shape = x.shape();
-            let (x, grad) = (contiguous(x), contiguous(grad));
+            let (x, grad) = (crate::contiguous(x), crate::contiguous(grad));
             let (x, grad) = (x.as_slice::<f32>(), grad.as_slice::<f32>());
             let (x, grad) = (x.expect("an f32 tensor"), grad.expect("an f32 tensor"));
             let ([_, h, w], _) = dims(&shape);

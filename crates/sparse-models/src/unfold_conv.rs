@@ -167,11 +167,7 @@ mod flex {
             let s = x.shape();
             let [n, c, h, w] = [s[0], s[1], s[2], s[3]];
             let (oh, ow, len) = (h + 1 - kh, w + 1 - kw, c * kh * kw);
-            let x = if x.as_slice::<f32>().is_some() {
-                x
-            } else {
-                x.to_contiguous()
-            };
+            let x = crate::contiguous(x);
             let x = x.as_slice::<f32>().expect("an f32 tensor");
             let mut out = vec![0.0f32; n * oh * ow * len];
             let windows = Windows {

@@ -9,7 +9,6 @@
 
 use burn::tensor::{DType, Device, Tensor};
 
-use crate::split::{Split, run_pieces};
 use crate::{Penalty, Relevance};
 
 /// Whether tensors on `device` live in host memory, with autodiff or not (flex, ndarray): there
@@ -86,16 +85,8 @@ pub(crate) fn factor<const FMA: bool>(rel: Relevance, g: f32, inv_alpha: f32) ->
     }
 }
 
-fn pass(
-    grad: &mut [f32],
-    weight: &[f32],
-    rel: Relevance,
-    penalty: Penalty,
-    scale: f32,
-    pieces: usize,
-) {
-    let bufs = DecayBufs { grad, weight };
-    with_decayed(rel, penalty, scale, DecayLoop { bufs, pieces })
+fn pass(grad: &mut [f32], weight: &[f32], rel: Relevance, penalty: Penalty, scale: f32) {
+    with_decayed(rel, penalty, scale, DecayLoop { grad, weight })
 }
 
 /// The gradient a pass feeds its update with, `(g, w) -> g'`: the plain one, or the decayed
@@ -203,50 +194,22 @@ pub(crate) fn with_optional_decay(decay: Option<DecayTerm>, body: impl DecayedLo
     }
 }
 
-/// The buffers of the decay's own pass.
-struct DecayBufs<'a> {
+/// The decay's own pass: the gradient replaced in place by the decayed one. On the calling
+/// thread: the inner optimizer's ops read this gradient there next, and a split over the pool
+/// measured slower (docs/BENCHMARKS.md, session 17).
+struct DecayLoop<'a> {
     grad: &'a mut [f32],
     weight: &'a [f32],
-}
-
-impl Split for DecayBufs<'_> {
-    fn len(&self) -> usize {
-        self.grad.len()
-    }
-
-    fn split_at(self, mid: usize) -> (Self, Self) {
-        let (g0, g1) = self.grad.split_at_mut(mid);
-        let (w0, w1) = self.weight.split_at(mid);
-        (
-            DecayBufs {
-                grad: g0,
-                weight: w0,
-            },
-            DecayBufs {
-                grad: g1,
-                weight: w1,
-            },
-        )
-    }
-}
-
-/// The decay's own pass: the gradient replaced in place by the decayed one, in `pieces`
-/// pieces on rayon's pool ([`crate::split`]).
-struct DecayLoop<'a> {
-    bufs: DecayBufs<'a>,
-    pieces: usize,
 }
 
 impl DecayedLoop for DecayLoop<'_> {
     fn run(self, decayed: impl Decayed) {
         // Compiled once per instruction set and picked at run time (AVX-512 or AVX2, with FMA,
         // where the CPU has them), so the loop vectorises wide.
-        run_pieces(self.bufs, self.pieces, &|b: DecayBufs<'_>| {
-            pulp::Arch::new().dispatch(Pass {
-                grad: b.grad,
-                weight: b.weight,
-                decayed,
-            })
+        pulp::Arch::new().dispatch(Pass {
+            grad: self.grad,
+            weight: self.weight,
+            decayed,
         })
     }
 }
@@ -297,19 +260,6 @@ pub(crate) fn fused<const D: usize>(
     penalty: Penalty,
     scale: f64,
 ) -> (Tensor<D>, Tensor<D>) {
-    // One piece: the inner optimizer's ops read this gradient on the calling thread next, and
-    // a split over the pool measured slower there (docs/BENCHMARKS.md, session 17).
-    fused_pieces(grad, weight, rel, penalty, scale, 1)
-}
-
-fn fused_pieces<const D: usize>(
-    grad: Tensor<D>,
-    weight: Tensor<D>,
-    rel: Relevance,
-    penalty: Penalty,
-    scale: f64,
-    pieces: usize,
-) -> (Tensor<D>, Tensor<D>) {
     let device = grad.device();
     let mut g = grad.into_data();
     let w = weight.into_data();
@@ -317,7 +267,7 @@ fn fused_pieces<const D: usize>(
         (Ok(gs), Ok(ws)) => (gs, ws),
         _ => unreachable!("callers check `applies` (f32) first"),
     };
-    pass(gs, ws, rel, penalty, scale as f32, pieces);
+    pass(gs, ws, rel, penalty, scale as f32);
     (Tensor::from_data(w, &device), Tensor::from_data(g, &device))
 }
 
@@ -379,7 +329,7 @@ mod tests {
             decayed: term,
         }
         .with_simd(pulp::Scalar);
-        pass(&mut simd, &w, rel, Penalty::L2, 0.02, 1);
+        pass(&mut simd, &w, rel, Penalty::L2, 0.02);
         for i in 0..n {
             let want = g[i] as f64 + 0.02 * rel.factor(g[i] as f64) * w[i] as f64;
             for (path, got) in [("scalar", scalar[i]), ("dispatched", simd[i])] {
@@ -410,13 +360,9 @@ mod tests {
             Relevance::Constant,
         ] {
             for pen in [Penalty::L2, Penalty::L1] {
-                let run = |pieces| {
-                    let (back, out) = fused_pieces(gt.clone(), wt.clone(), rel, pen, 0.02, pieces);
-                    assert_eq!(back.into_data().try_into_vec::<f32>().unwrap(), w);
-                    out.into_data().try_into_vec::<f32>().unwrap()
-                };
-                let out = run(1);
-                assert_eq!(run(3), out, "{rel:?} {pen:?}: in 3 pieces as in one");
+                let (back, out) = fused(gt.clone(), wt.clone(), rel, pen, 0.02);
+                assert_eq!(back.into_data().try_into_vec::<f32>().unwrap(), w);
+                let out = out.into_data().try_into_vec::<f32>().unwrap();
                 for i in (0..n).step_by(997) {
                     let p = match pen {
                         Penalty::L2 => w[i] as f64,
