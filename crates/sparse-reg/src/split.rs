@@ -22,17 +22,32 @@ pub(crate) trait Split: Sized + Send {
 }
 
 /// Threads a pass may use: `SPARSE_REG_THREADS` if set (1 keeps every pass on the calling
-/// thread), else rayon's pool size (which follows `RAYON_NUM_THREADS`).
+/// thread), else rayon's pool size (which follows `RAYON_NUM_THREADS`). A value that is not a
+/// positive integer is reported once on stderr and ignored.
 pub(crate) fn threads() -> usize {
     static THREADS: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
     THREADS
         .get_or_init(|| {
-            std::env::var("SPARSE_REG_THREADS")
-                .ok()
-                .and_then(|v| v.parse().ok())
+            let value = std::env::var("SPARSE_REG_THREADS").ok();
+            parse_threads(value.as_deref()).unwrap_or_else(|message| {
+                eprintln!("warning: {message}");
+                None
+            })
         })
         .unwrap_or_else(rayon::current_num_threads)
         .max(1)
+}
+
+/// `SPARSE_REG_THREADS`'s value: none, a positive integer, or an error saying what is expected.
+fn parse_threads(value: Option<&str>) -> Result<Option<usize>, String> {
+    match value.map(|v| (v, v.trim().parse::<usize>())) {
+        None => Ok(None),
+        Some((_, Ok(n))) if n > 0 => Ok(Some(n)),
+        Some((v, _)) => Err(format!(
+            "SPARSE_REG_THREADS={v:?} is not a positive integer (the threads a fused pass may \
+             use); using the thread pool's size"
+        )),
+    }
 }
 
 /// How many pieces a pass over `len` entries is cut into on `threads` threads.
@@ -123,6 +138,22 @@ mod tests {
             assert!(seen.iter().all(|r| r.0 % 64 == 0 && r.0 < r.1), "{seen:?}");
             let expected = if len < 128 { 1 } else { n };
             assert_eq!(seen.len(), expected, "{len}/{n}");
+        }
+    }
+
+    #[test]
+    fn sparse_reg_threads_is_a_positive_integer_or_a_clear_warning() {
+        assert_eq!(parse_threads(None), Ok(None));
+        assert_eq!(parse_threads(Some("3")), Ok(Some(3)));
+        assert_eq!(parse_threads(Some(" 1 ")), Ok(Some(1)));
+        for bad in ["0", "two", ""] {
+            assert_eq!(
+                parse_threads(Some(bad)),
+                Err(format!(
+                    "SPARSE_REG_THREADS={bad:?} is not a positive integer (the threads a fused \
+                     pass may use); using the thread pool's size"
+                ))
+            );
         }
     }
 
