@@ -12,6 +12,8 @@ mod lenet;
 mod parallel_linear;
 mod pool;
 mod resnet;
+#[cfg(feature = "flex")]
+mod spare;
 mod transformer;
 mod unfold_conv;
 mod vgg;

@@ -128,8 +128,9 @@ mod flex {
             let (x, grad) = (x.expect("an f32 tensor"), grad.expect("an f32 tensor"));
             let ([_, h, w], _) = dims(&shape);
             let (ho, wo) = (h / 2, w / 2);
-            let mut dx = vec![0.0f32; x.len()];
+            let mut dx = crate::spare::take(x.len());
             dx.par_chunks_mut(h * w).enumerate().for_each(|(p, dx)| {
+                dx.fill(0.0); // on this thread, just before the plane's writes
                 let x = &x[p * h * w..][..h * w];
                 for i in 0..ho {
                     let g = &grad[(p * ho + i) * wo..][..wo];
@@ -212,6 +213,10 @@ mod tests {
         let yb = reference(b.clone());
         assert_eq!(ya.to_data(), yb.to_data());
         let w = Tensor::<4>::random(ya.shape(), Distribution::Default, &device);
+        // A spare buffer of the gradient's size, full of NaN, as a step before this one could
+        // have left: the backward pass takes it and must write every entry.
+        #[cfg(feature = "flex")]
+        crate::spare::give(vec![f32::NAN; 3 * 4 * 7 * 9]);
         let ga = (ya * w.clone()).sum().backward();
         let gb = (yb * w).sum().backward();
         let (ga, gb) = (a.grad(&ga).unwrap(), b.grad(&gb).unwrap());

@@ -7,10 +7,16 @@
 //! dims-swapped output gradient, both copied first. Here a stride-1, unpadded convolution is
 //! the patches of its input (`[batch * out_h * out_w, c_in * kh * kw]`, built in one parallel
 //! pass) times the reshaped weight, and the weight gradient is the output gradient times those
-//! same patches, kept from the forward pass: two large products, which flex's `gemm` splits
-//! over the cores itself. The input's gradient, when it needs one, is Burn's (flex's
-//! transposed convolution). The weights stay in the `Conv2d` module, so
-//! parameter paths, masks and checkpoints are unchanged. Measured in `docs/BENCHMARKS.md`.
+//! same patches, kept from the forward pass. flex's `gemm` splits the forward product over the
+//! cores itself, but not the weight gradient's (few rows and columns, a long inner dimension:
+//! 50 x 6,400 x 500 for LeNet-5's conv2), so that one runs as a batched product over groups of
+//! images whose results are summed ([`flex::weight_grad`]; the groups depend on the shapes
+//! only, so the results do not depend on the number of threads). The input's gradient, when it
+//! needs one, is Burn's (flex's transposed convolution). The patches' buffer and the output
+//! gradient's are handed back after the backward pass and reused by the next step (`spare.rs`):
+//! a new buffer would be zeroed on the calling thread while the pool waits. The weights stay in
+//! the `Conv2d` module, so parameter paths, masks and checkpoints are unchanged. Measured in
+//! `docs/BENCHMARKS.md`.
 
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
@@ -169,7 +175,8 @@ mod flex {
             let (oh, ow, len) = (h + 1 - kh, w + 1 - kw, c * kh * kw);
             let x = crate::contiguous(x);
             let x = x.as_slice::<f32>().expect("an f32 tensor");
-            let mut out = vec![0.0f32; n * oh * ow * len];
+            // Every entry is written below: a spare buffer's stale values do not matter.
+            let mut out = crate::spare::take(n * oh * ow * len);
             let windows = Windows {
                 c,
                 h,
@@ -225,6 +232,49 @@ mod flex {
         }
     }
 
+    /// The weight's gradient `[c_out, len]` from the output gradient `[n, c_out, oh, ow]` and
+    /// the patches `[n * oh * ow, len]`: the product `[c_out, n * oh * ow] x [n * oh * ow, len]`,
+    /// as `pieces` products over as many groups of images, summed. Its inner dimension is long
+    /// and its result small (LeNet-5's conv2: 50 x 6,400 x 500), which `gemm` runs on one thread;
+    /// flex runs the matrices of a batched product (4 or more) on its threads.
+    pub(crate) fn weight_grad<B: Backend>(
+        grad: FloatTensor<B>,
+        patches: FloatTensor<B>,
+        pieces: usize,
+    ) -> FloatTensor<B> {
+        let gs = grad.shape();
+        let [n, c_out, positions] = [gs[0], gs[1], gs[2] * gs[3]];
+        let len = patches.shape()[1];
+        let rows = n / pieces * positions;
+        let g = B::float_reshape(grad, Shape::new([pieces, n / pieces, c_out, positions]));
+        let g = B::float_swap_dims(g, 1, 2);
+        let g = B::float_reshape(g, Shape::new([pieces, c_out, rows]));
+        let patches = B::float_reshape(patches, Shape::new([pieces, rows, len]));
+        let dw = B::float_matmul(g, patches); // [pieces, c_out, len]
+        let dw = match pieces {
+            1 => dw,
+            _ => B::float_sum_dim(dw, 0),
+        };
+        B::float_reshape(dw, Shape::new([c_out, len]))
+    }
+
+    /// How many groups of images [`weight_grad`] splits a batch of `n` into, for a product of
+    /// `ops` multiply-adds: 8, 4, 6 or 5 (the first that divides `n`), and 1 (no split) below
+    /// [`SPLIT_OPS`] or when none divides. It depends on the shapes only, never on the number of
+    /// threads, so the sums (and a run's results) are the same on every machine.
+    pub(crate) fn weight_grad_pieces(n: usize, ops: usize) -> usize {
+        if ops < SPLIT_OPS {
+            return 1;
+        }
+        [8, 4, 6, 5]
+            .into_iter()
+            .find(|&d| n.is_multiple_of(d))
+            .unwrap_or(1)
+    }
+
+    /// The smallest weight-gradient product (multiply-adds) that [`weight_grad`] splits.
+    pub(crate) const SPLIT_OPS: usize = 4 << 20;
+
     /// Autodiff's record of the convolution.
     #[derive(Debug)]
     struct UnfoldConvBackward;
@@ -253,20 +303,19 @@ mod flex {
             let [n, c_out, oh, ow] = [gs[0], gs[1], gs[2], gs[3]];
             let state = ops.state;
             if let Some(parent) = weight_parent {
-                // [c_out, n * oh * ow] x [n * oh * ow, len]
-                let g = B::float_reshape(grad.clone(), Shape::new([n, c_out, oh * ow]));
-                let g = B::float_swap_dims(g, 0, 1);
-                let g = B::float_reshape(g, Shape::new([c_out, n * oh * ow]));
                 let patches = state.patches.expect("kept for the weight gradient");
-                let dw = B::float_matmul(g, patches);
+                let pieces = weight_grad_pieces(n, n * c_out * oh * ow * patches.shape()[1]);
+                let dw = weight_grad::<B>(grad.clone(), patches.clone(), pieces);
+                crate::spare::give_tensor::<B>(patches);
                 grads.register::<B>(parent.id, B::float_reshape(dw, state.weight_shape));
             }
             if let Some(parent) = x_parent {
                 let weight = check.retrieve_node_output(state.weight.expect("kept for dx"));
                 let options = ConvTransposeOptions::new([1, 1], [0, 0], [0, 0], [1, 1], 1);
-                let dx = B::conv_transpose2d(grad, weight, None, options);
+                let dx = B::conv_transpose2d(grad.clone(), weight, None, options);
                 grads.register::<B>(parent.id, dx);
             }
+            crate::spare::give_tensor::<B>(grad);
         }
     }
 
@@ -365,6 +414,54 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The weight gradient cut into groups of images equals the uncut product to rounding;
+    /// the number of groups depends on the batch and the product's size only.
+    #[cfg(feature = "flex")]
+    #[test]
+    fn the_weight_gradient_in_groups_of_images() {
+        use burn::backend::Dispatch;
+        let device = Device::flex();
+        let grad: Tensor<4> = Tensor::random([24, 5, 3, 4], Distribution::Default, &device);
+        let patches: Tensor<2> = Tensor::random([24 * 12, 7], Distribution::Default, &device);
+        let dw = |pieces| {
+            let (g, p) = (
+                grad.clone().into_dispatch(),
+                patches.clone().into_dispatch(),
+            );
+            Tensor::<2>::from_dispatch(flex::weight_grad::<Dispatch>(g, p, pieces))
+        };
+        let whole = dw(1);
+        assert_eq!(whole.dims(), [5, 7]);
+        let scale = whole.clone().abs().max().into_scalar::<f32>();
+        for pieces in [2, 3, 4, 6, 8] {
+            let diff = (dw(pieces) - whole.clone())
+                .abs()
+                .max()
+                .into_scalar::<f32>();
+            assert!(diff <= 1e-5 * scale, "{pieces} pieces: {diff} of {scale}");
+        }
+        let ops = flex::SPLIT_OPS;
+        assert_eq!(flex::weight_grad_pieces(100, ops), 4);
+        assert_eq!(flex::weight_grad_pieces(128, ops), 8);
+        assert_eq!(flex::weight_grad_pieces(30, ops), 6);
+        assert_eq!(flex::weight_grad_pieces(35, ops), 5);
+        assert_eq!(flex::weight_grad_pieces(7, ops), 1);
+        assert_eq!(flex::weight_grad_pieces(128, ops - 1), 1);
+    }
+
+    /// A spare buffer of the patches' size full of NaN, as an earlier step could have left it:
+    /// the forward pass takes it and writes every entry.
+    #[cfg(feature = "flex")]
+    #[test]
+    fn stale_spare_patches_are_overwritten() {
+        let device = Device::flex().autodiff();
+        let conv = Conv2dConfig::new([3, 2], [3, 2]).init(&device);
+        let x: Tensor<4> = Tensor::random([2, 3, 6, 5], Distribution::Default, &device);
+        crate::spare::give(vec![f32::NAN; 2 * 4 * 4 * 3 * 3 * 2]);
+        let (a, b) = (conv.forward(x.clone()), conv2d_unfolded(&conv, x));
+        assert!(max_abs(a - b) < 1e-5);
     }
 
     #[test]
