@@ -33,10 +33,14 @@ pub(crate) fn take(len: usize) -> Vec<f32> {
 pub(crate) fn give(buffer: Vec<f32>) {
     let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
     spare.push(buffer);
-    let mut held: usize = spare.iter().map(|v| v.len() * size_of::<f32>()).sum();
-    while held > SPARE_BYTES {
-        held -= spare.remove(0).len() * size_of::<f32>();
+    while held(&spare) > SPARE_BYTES {
+        spare.remove(0);
     }
+}
+
+/// Bytes held by `spare`.
+fn held(spare: &[Vec<f32>]) -> usize {
+    spare.iter().map(|v| v.len() * size_of::<f32>()).sum()
 }
 
 /// Hand back the buffer of `t` when it is a flex tensor that nothing else holds (otherwise
@@ -100,7 +104,7 @@ mod tests {
         }
         {
             let spare = SPARE.lock().unwrap();
-            let held: usize = spare.iter().map(|v| v.len() * size_of::<f32>()).sum();
+            let held = held(&spare);
             assert!(held <= SPARE_BYTES, "{held} bytes held");
             assert!(
                 !spare.iter().any(|v| v.first() == Some(&1.0)),

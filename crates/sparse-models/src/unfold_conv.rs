@@ -234,10 +234,18 @@ mod flex {
 
     /// The weight's gradient `[c_out, len]` from the output gradient `[n, c_out, oh, ow]` and
     /// the patches `[n * oh * ow, len]`: the product `[c_out, n * oh * ow] x [n * oh * ow, len]`,
-    /// as `pieces` products over as many groups of images, summed. Its inner dimension is long
-    /// and its result small (LeNet-5's conv2: 50 x 6,400 x 500), which `gemm` runs on one thread;
-    /// flex runs the matrices of a batched product (4 or more) on its threads.
-    pub(crate) fn weight_grad<B: Backend>(
+    /// over [`weight_grad_pieces`] groups of images, summed. Its inner dimension is long and its
+    /// result small (LeNet-5's conv2: 50 x 6,400 x 500), which `gemm` runs on one thread; flex
+    /// runs the matrices of a batched product (4 or more) on its threads.
+    fn weight_grad<B: Backend>(grad: FloatTensor<B>, patches: FloatTensor<B>) -> FloatTensor<B> {
+        let gs = grad.shape();
+        let ops = gs.num_elements() * patches.shape()[1];
+        let pieces = weight_grad_pieces(gs[0], ops);
+        weight_grad_in::<B>(grad, patches, pieces)
+    }
+
+    /// [`weight_grad`] over `pieces` groups of images (`pieces` divides the batch).
+    pub(crate) fn weight_grad_in<B: Backend>(
         grad: FloatTensor<B>,
         patches: FloatTensor<B>,
         pieces: usize,
@@ -299,13 +307,10 @@ mod flex {
         ) {
             let [x_parent, weight_parent] = ops.parents;
             let grad = grads.consume::<B>(&ops.node);
-            let gs = grad.shape();
-            let [n, c_out, oh, ow] = [gs[0], gs[1], gs[2], gs[3]];
             let state = ops.state;
             if let Some(parent) = weight_parent {
                 let patches = state.patches.expect("kept for the weight gradient");
-                let pieces = weight_grad_pieces(n, n * c_out * oh * ow * patches.shape()[1]);
-                let dw = weight_grad::<B>(grad.clone(), patches.clone(), pieces);
+                let dw = weight_grad::<B>(grad.clone(), patches.clone());
                 crate::spare::give_tensor::<B>(patches);
                 grads.register::<B>(parent.id, B::float_reshape(dw, state.weight_shape));
             }
@@ -430,7 +435,7 @@ mod tests {
                 grad.clone().into_dispatch(),
                 patches.clone().into_dispatch(),
             );
-            Tensor::<2>::from_dispatch(flex::weight_grad::<Dispatch>(g, p, pieces))
+            Tensor::<2>::from_dispatch(flex::weight_grad_in::<Dispatch>(g, p, pieces))
         };
         let whole = dw(1);
         assert_eq!(whole.dims(), [5, 7]);
