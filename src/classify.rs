@@ -156,18 +156,86 @@ pub fn accuracy<M: ImageClassifier>(
     correct as f64 / n.max(1) as f64
 }
 
-/// Test accuracy against compression (one point per check of `metrics.csv`, whose columns
-/// 3 and 4 are `test_acc` and `alive`), drawn into `png`.
+/// The run's figure, `png`: test and validation accuracy against compression (one point per
+/// check of `metrics.csv`, whose columns are [`METRICS_HEADER`]) on a log axis, the dense test
+/// accuracy, the validation floor and the reported checkpoint, titled with the model, the data
+/// and the method. The rest is read beside `metrics.csv`: `summary.json` (dense accuracies,
+/// best checkpoint, model, method, and `floor` where the example writes it), `config.json` (the
+/// data set) and, for a floor not in the summary, the last checkpoint's `progress.json` (or a
+/// record's).
 pub fn plot_accuracy(metrics: &Path, total_params: u64, png: &Path) -> Result<(), Error> {
-    let points = crate::run::csv_columns(metrics, 4, 3)?
-        .into_iter()
-        .map(|(alive, acc)| (total_params as f64 / alive.max(1.0), 100.0 * acc))
-        .collect();
-    let series = crate::plot::Series {
-        points,
-        color: [20, 90, 200],
+    use crate::plot::{Curve, Figure, Level, Mark, PALETTE, XAxis};
+    let dir = metrics.parent().unwrap_or(Path::new("."));
+    let json = |name: &str| -> serde_json::Value {
+        std::fs::read_to_string(dir.join(name))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
     };
-    crate::plot::plot_compression(png, &[series], None)?;
+    let (summary, config) = (json("summary.json"), json("config.json"));
+    let compression = |alive: f64| total_params as f64 / alive.max(1.0);
+    let curve = |label: &str, column: usize, color: [u8; 3]| -> Result<Curve, Error> {
+        let points = crate::run::csv_columns(metrics, 4, column)?
+            .into_iter()
+            .map(|(alive, acc)| (compression(alive), 100.0 * acc))
+            .collect();
+        Ok(Curve {
+            label: label.into(),
+            color,
+            points,
+            band: vec![],
+        })
+    };
+    let mut levels = vec![];
+    if let Some(dense) = summary["dense_test_acc"].as_f64() {
+        levels.push(Level {
+            label: format!("dense test ({:.2} %)", 100.0 * dense),
+            y: 100.0 * dense,
+            color: [90, 90, 90],
+            dashed: false,
+        });
+    }
+    let floor = summary["floor"].as_f64().or_else(|| {
+        ["checkpoint/progress.json", "progress.json"]
+            .iter()
+            .find_map(|f| json(f)["floor"].as_f64())
+    });
+    if let Some(floor) = floor {
+        levels.push(Level {
+            label: format!("validation floor ({:.1} %)", 100.0 * floor),
+            y: 100.0 * floor,
+            color: [200, 30, 30],
+            dashed: true,
+        });
+    }
+    let best = &summary["best"];
+    let marks = match (best["compression"].as_f64(), best["test_acc"].as_f64()) {
+        (Some(c), Some(t)) => vec![Mark {
+            label: format!("reported checkpoint ({c:.0}x, test {:.2} %)", 100.0 * t),
+            at: (c, 100.0 * t),
+            color: [0, 0, 0],
+        }],
+        _ => vec![],
+    };
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("?").to_string();
+    let figure = Figure {
+        title: format!(
+            "{} on {}, {}",
+            text(&summary["model"]),
+            text(&config["dataset"]),
+            text(&summary["method"])
+        ),
+        x_label: "compression (all weights / weights left)".into(),
+        y_label: "accuracy (%)".into(),
+        x_axis: XAxis::Compression,
+        curves: vec![
+            curve("validation", 2, PALETTE[1])?,
+            curve("test", 3, PALETTE[0])?,
+        ],
+        levels,
+        marks,
+    };
+    figure.save_png(png)?;
     Ok(())
 }
 

@@ -1,273 +1,397 @@
-//! A dependency-free PNG line plot: test accuracy against compression for the run reports.
+//! The figures of the run reports and of `docs/figures/`: curves against compression (log
+//! axis) or sparsity, with min-max bands, reference lines (dense, floor) and marked points,
+//! drawn by [`plotters`] into a PNG.
 //!
-//! The PNG is written with stored (uncompressed) deflate blocks: valid everywhere, a few
-//! hundred KB, and no compression crate needed.
+//! The text uses a bundled font (Ubuntu Light, from `epaint_default_fonts`): no system font
+//! or C library is needed.
 
 use std::path::Path;
+use std::sync::Once;
 
-/// One line of the plot.
-#[derive(Clone, Debug)]
-pub struct Series {
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
+use plotters::prelude::*;
+
+/// Colours for the curves of a figure, in order (colour-blind safe, Okabe-Ito).
+pub const PALETTE: [[u8; 3]; 8] = [
+    [0, 114, 178],
+    [213, 94, 0],
+    [0, 158, 115],
+    [204, 121, 167],
+    [230, 159, 0],
+    [86, 180, 233],
+    [120, 120, 120],
+    [0, 0, 0],
+];
+
+/// One curve: its points in order and, optionally, a shaded band around it.
+#[derive(Clone, Debug, Default)]
+pub struct Curve {
+    /// The legend's entry.
+    pub label: String,
+    /// RGB colour.
+    pub color: [u8; 3],
     /// `(x, y)` points, drawn in order.
     pub points: Vec<(f64, f64)>,
+    /// `(x, low, high)`: the band shaded behind the curve (e.g. min-max over seeds); empty for
+    /// none.
+    pub band: Vec<(f64, f64, f64)>,
+}
+
+/// A horizontal reference line across the whole figure (dense accuracy, floor).
+#[derive(Clone, Debug)]
+pub struct Level {
+    /// The legend's entry.
+    pub label: String,
+    /// Where it is.
+    pub y: f64,
+    /// RGB colour.
+    pub color: [u8; 3],
+    /// Dashed (the default look of a threshold) or solid.
+    pub dashed: bool,
+}
+
+/// A marked point (the reported checkpoint).
+#[derive(Clone, Debug)]
+pub struct Mark {
+    /// The legend's entry.
+    pub label: String,
+    /// `(x, y)`.
+    pub at: (f64, f64),
     /// RGB colour.
     pub color: [u8; 3],
 }
 
-const W: usize = 640;
-const H: usize = 420;
-const LEFT: usize = 56;
-const RIGHT: usize = 16;
-const TOP: usize = 16;
-const BOTTOM: usize = 36;
+/// The x axis of a [`Figure`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XAxis {
+    /// Compression (`total / alive`), logarithmic from `1x`; ticks read `10x`, `100x`, ...
+    Compression,
+    /// A linear axis (e.g. sparsity in percent).
+    Linear,
+}
 
-/// Plot `series` with a logarithmic x axis (compression, `1x` upwards) and a linear y axis
-/// (accuracy in percent), plus an optional horizontal line (the floor), to a PNG file.
+/// A figure: title, axes, curves, reference lines and marks, written by
+/// [`save_png`](Self::save_png).
 ///
 /// ```
-/// use sparse_examples::plot::{Series, plot_compression};
+/// use sparse_examples::plot::{Curve, Figure, Level, XAxis};
 /// let path = std::env::temp_dir().join("sparse-plot-doc.png");
-/// let s = Series { points: vec![(1.0, 91.0), (10.0, 90.5), (300.0, 89.0)], color: [0, 90, 200] };
-/// plot_compression(&path, &[s], Some(90.5)).unwrap();
+/// let figure = Figure {
+///     title: "LeNet-5 on Fashion-MNIST, relevance".into(),
+///     x_label: "compression (total / remaining weights)".into(),
+///     y_label: "test accuracy (%)".into(),
+///     x_axis: XAxis::Compression,
+///     curves: vec![Curve {
+///         label: "test".into(),
+///         points: vec![(1.0, 91.0), (10.0, 90.5), (300.0, 89.0)],
+///         ..Curve::default()
+///     }],
+///     levels: vec![Level { label: "floor".into(), y: 90.5, color: [200, 0, 0], dashed: true }],
+///     marks: vec![],
+/// };
+/// figure.save_png(&path).unwrap();
 /// assert!(std::fs::read(&path).unwrap().starts_with(b"\x89PNG"));
 /// ```
-pub fn plot_compression(path: &Path, series: &[Series], floor: Option<f64>) -> std::io::Result<()> {
-    let mut img = vec![255u8; W * H * 3];
-    let pts = series.iter().flat_map(|s| s.points.iter());
-    let xmax = pts
-        .clone()
-        .map(|p| p.0)
-        .fold(10.0f64, f64::max)
-        .log10()
-        .ceil()
-        .max(1.0);
-    let (mut ymin, mut ymax) = pts.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
-        (a.min(p.1), b.max(p.1))
+#[derive(Clone, Debug)]
+pub struct Figure {
+    /// Above the plot.
+    pub title: String,
+    /// Under the x axis.
+    pub x_label: String,
+    /// Beside the y axis.
+    pub y_label: String,
+    /// Log compression or linear.
+    pub x_axis: XAxis,
+    /// The curves, drawn in order over their bands.
+    pub curves: Vec<Curve>,
+    /// Horizontal reference lines.
+    pub levels: Vec<Level>,
+    /// Marked points.
+    pub marks: Vec<Mark>,
+}
+
+/// Width and height of the figures, in pixels.
+pub const SIZE: (u32, u32) = (900, 560);
+
+const FONT: &str = "sans-serif";
+
+fn font_registered() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        for style in [FontStyle::Normal, FontStyle::Bold] {
+            plotters::style::register_font(FONT, style, epaint_default_fonts::UBUNTU_LIGHT)
+                .unwrap_or_else(|_| panic!("the bundled font does not parse"));
+        }
     });
-    if let Some(f) = floor {
-        ymin = ymin.min(f);
-        ymax = ymax.max(f);
-    }
-    if !ymin.is_finite() {
-        (ymin, ymax) = (0.0, 100.0);
-    }
-    let (ymin, ymax) = ((ymin - 1.0).floor(), (ymax + 1.0).ceil());
-    let px = |x: f64| LEFT as f64 + x.max(1.0).log10() / xmax * (W - LEFT - RIGHT) as f64;
-    let py = |y: f64| (H - BOTTOM) as f64 - (y - ymin) / (ymax - ymin) * (H - TOP - BOTTOM) as f64;
+}
 
-    // Grid, ticks and labels.
-    for d in 0..=xmax as i32 {
-        let x = px(10f64.powi(d)) as usize;
-        line(
-            &mut img,
-            (x as f64, TOP as f64),
-            (x as f64, (H - BOTTOM) as f64),
-            [225; 3],
-        );
-        text(
-            &mut img,
-            &format!("{}x", 10u64.pow(d as u32)),
-            x.saturating_sub(8),
-            H - BOTTOM + 8,
-        );
-    }
-    let step = ((ymax - ymin) / 6.0).ceil().max(1.0);
-    let mut y = ymin;
-    while y <= ymax {
-        let yy = py(y);
-        line(
-            &mut img,
-            (LEFT as f64, yy),
-            ((W - RIGHT) as f64, yy),
-            [225; 3],
-        );
-        text(
-            &mut img,
-            &format!("{y:.0}"),
-            14,
-            (yy as usize).saturating_sub(3),
-        );
-        y += step;
-    }
-    let frame = [0u8; 3];
-    let (l, r, t, b) = (
-        LEFT as f64,
-        (W - RIGHT) as f64,
-        TOP as f64,
-        (H - BOTTOM) as f64,
-    );
-    for (p, q) in [
-        ((l, t), (r, t)),
-        ((r, t), (r, b)),
-        ((r, b), (l, b)),
-        ((l, b), (l, t)),
-    ] {
-        line(&mut img, p, q, frame);
-    }
-    if let Some(f) = floor {
-        let yy = py(f);
-        let mut x = l;
-        while x < r {
-            line(&mut img, (x, yy), ((x + 6.0).min(r), yy), [210, 40, 40]);
-            x += 12.0;
+fn rgb(c: [u8; 3]) -> RGBColor {
+    RGBColor(c[0], c[1], c[2])
+}
+
+impl Figure {
+    /// The x coordinate on the drawing's axis (log10 of a compression).
+    fn x(&self, x: f64) -> f64 {
+        match self.x_axis {
+            XAxis::Compression => x.max(1.0).log10(),
+            XAxis::Linear => x,
         }
     }
-    for s in series {
-        for w in s.points.windows(2) {
-            line(
-                &mut img,
-                (px(w[0].0), py(w[0].1)),
-                (px(w[1].0), py(w[1].1)),
-                s.color,
-            );
-        }
-        for p in &s.points {
-            let (x, y) = (px(p.0), py(p.1));
-            for dy in -1..=1 {
-                for dx in -1..=1 {
-                    set(&mut img, x + dx as f64, y + dy as f64, s.color);
-                }
+
+    /// The axes' ranges: every point, band, level and mark inside, with a margin.
+    fn ranges(&self) -> ((f64, f64), (f64, f64)) {
+        let xs = self
+            .curves
+            .iter()
+            .flat_map(|c| {
+                c.points
+                    .iter()
+                    .map(|p| p.0)
+                    .chain(c.band.iter().map(|b| b.0))
+            })
+            .chain(self.marks.iter().map(|m| m.at.0))
+            .map(|x| self.x(x));
+        let ys = self
+            .curves
+            .iter()
+            .flat_map(|c| {
+                c.points
+                    .iter()
+                    .map(|p| p.1)
+                    .chain(c.band.iter().flat_map(|b| [b.1, b.2]))
+            })
+            .chain(self.levels.iter().map(|l| l.y))
+            .chain(self.marks.iter().map(|m| m.at.1));
+        let span = |v: &mut dyn Iterator<Item = f64>| {
+            v.filter(|v| v.is_finite())
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                    (a.min(v), b.max(v))
+                })
+        };
+        let (x0, x1) = span(&mut { xs });
+        let (y0, y1) = span(&mut { ys });
+        let (x0, x1) = match self.x_axis {
+            XAxis::Compression if x1.is_finite() => (0.0, x1.ceil().max(1.0)),
+            XAxis::Compression => (0.0, 1.0),
+            XAxis::Linear if x1 > x0 => (x0, x1 + 0.03 * (x1 - x0)),
+            XAxis::Linear => (x0.min(0.0), x0.max(0.0) + 1.0),
+        };
+        let (y0, y1) = if y1 > y0 {
+            let pad = 0.08 * (y1 - y0);
+            (y0 - pad, y1 + pad)
+        } else if y0.is_finite() {
+            (y0 - 1.0, y0 + 1.0)
+        } else {
+            (0.0, 1.0)
+        };
+        ((x0, x1), (y0, y1))
+    }
+
+    /// The x axis' ticks: every power of ten on a compression axis (plotters picks them on a
+    /// linear one).
+    fn x_ticks(&self, (x0, x1): (f64, f64)) -> Vec<f64> {
+        match self.x_axis {
+            XAxis::Compression => {
+                // 1x, 2x, 5x, 10x, ... over two decades or less; the powers of ten over more.
+                let steps: &[f64] = if x1 - x0 <= 2.0 {
+                    &[1.0, 2.0, 5.0]
+                } else {
+                    &[1.0]
+                };
+                (x0.floor() as i32..=x1.ceil() as i32)
+                    .flat_map(|d| steps.iter().map(move |m| (m * 10f64.powi(d)).log10()))
+                    .filter(|t| *t <= x1 + 1e-9)
+                    .collect()
+            }
+            XAxis::Linear => {
+                let step = nice_step((x1 - x0) / 8.0);
+                let first = (x0 / step).ceil() as i64;
+                let last = (x1 / step).floor() as i64;
+                (first..=last).map(|i| i as f64 * step).collect()
             }
         }
     }
-    std::fs::write(path, encode_png(&img, W, H))
-}
 
-fn set(img: &mut [u8], x: f64, y: f64, c: [u8; 3]) {
-    if x < 0.0 || y < 0.0 {
-        return;
+    /// Draw the figure into a PNG file.
+    pub fn save_png(&self, path: &Path) -> std::io::Result<()> {
+        let (w, h) = SIZE;
+        let mut rgb_buf = vec![255u8; (w * h * 3) as usize];
+        self.draw(&mut rgb_buf)
+            .map_err(|e| std::io::Error::other(format!("cannot draw the figure: {e}")))?;
+        let file = std::fs::File::create(path)?;
+        let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), w, h);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header().map_err(std::io::Error::other)?;
+        writer
+            .write_image_data(&rgb_buf)
+            .map_err(std::io::Error::other)?;
+        writer.finish().map_err(std::io::Error::other)
     }
-    let (x, y) = (x as usize, y as usize);
-    if x < W && y < H {
-        img[(y * W + x) * 3..(y * W + x) * 3 + 3].copy_from_slice(&c);
-    }
-}
 
-fn line(img: &mut [u8], a: (f64, f64), b: (f64, f64), c: [u8; 3]) {
-    let n = (b.0 - a.0).abs().max((b.1 - a.1).abs()).ceil().max(1.0) as usize;
-    for i in 0..=n {
-        let t = i as f64 / n as f64;
-        set(img, a.0 + t * (b.0 - a.0), a.1 + t * (b.1 - a.1), c);
-    }
-}
-
-/// 3x5 glyphs for digits, 'x', '.', '-': one row per u8 (3 low bits, left to right).
-fn glyph(ch: char) -> [u8; 5] {
-    match ch {
-        '0' => [7, 5, 5, 5, 7],
-        '1' => [2, 6, 2, 2, 7],
-        '2' => [7, 1, 7, 4, 7],
-        '3' => [7, 1, 7, 1, 7],
-        '4' => [5, 5, 7, 1, 1],
-        '5' => [7, 4, 7, 1, 7],
-        '6' => [7, 4, 7, 5, 7],
-        '7' => [7, 1, 1, 1, 1],
-        '8' => [7, 5, 7, 5, 7],
-        '9' => [7, 5, 7, 1, 7],
-        'x' => [0, 5, 2, 5, 0],
-        '.' => [0, 0, 0, 0, 2],
-        '-' => [0, 0, 7, 0, 0],
-        _ => [0; 5],
-    }
-}
-
-fn text(img: &mut [u8], s: &str, x: usize, y: usize) {
-    for (i, ch) in s.chars().enumerate() {
-        for (row, bits) in glyph(ch).iter().enumerate() {
-            for col in 0..3 {
-                if bits >> (2 - col) & 1 == 1 {
-                    for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
-                        let px = x + i * 8 + col * 2 + dx;
-                        set(img, px as f64, (y + row * 2 + dy) as f64, [60; 3]);
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut table = [0u32; 256];
-    for (n, entry) in table.iter_mut().enumerate() {
-        let mut c = n as u32;
-        for _ in 0..8 {
-            c = if c & 1 == 1 {
-                0xEDB8_8320 ^ (c >> 1)
+    fn draw(&self, buf: &mut [u8]) -> Result<(), Box<dyn std::error::Error + '_>> {
+        font_registered();
+        let root = BitMapBackend::with_buffer(buf, SIZE).into_drawing_area();
+        root.fill(&WHITE)?;
+        let ((x0, x1), (y0, y1)) = self.ranges();
+        let ticks = self.x_ticks((x0, x1));
+        let xr = Ticked {
+            lo: x0,
+            hi: x1,
+            ticks,
+        };
+        let mut chart = ChartBuilder::on(&root)
+            .caption(&self.title, (FONT, 24))
+            .margin(14)
+            .x_label_area_size(48)
+            .y_label_area_size(64)
+            .build_cartesian_2d(xr, y0..y1)?;
+        let compression = self.x_axis == XAxis::Compression;
+        let x_fmt = move |v: &f64| {
+            if compression {
+                format!("{:.0}x", 10f64.powf(*v))
             } else {
-                c >> 1
+                format!("{v:.0}")
+            }
+        };
+        chart
+            .configure_mesh()
+            .x_desc(&self.x_label)
+            .y_desc(&self.y_label)
+            .x_label_formatter(&x_fmt)
+            .y_label_formatter(&|v| format!("{v:.1}"))
+            .axis_desc_style((FONT, 18))
+            .label_style((FONT, 15))
+            .light_line_style(TRANSPARENT)
+            .bold_line_style(RGBColor(205, 205, 205))
+            .draw()?;
+
+        for c in &self.curves {
+            if c.band.len() >= 2 {
+                let upper = c.band.iter().map(|b| (self.x(b.0), b.2));
+                let lower = c.band.iter().rev().map(|b| (self.x(b.0), b.1));
+                let outline: Vec<(f64, f64)> = upper.chain(lower).collect();
+                chart.draw_series(std::iter::once(Polygon::new(
+                    outline,
+                    rgb(c.color).mix(0.18).filled(),
+                )))?;
+            }
+        }
+        for l in &self.levels {
+            let style = rgb(l.color).stroke_width(2);
+            let ends = [(x0, l.y), (x1, l.y)];
+            let drawn = if l.dashed {
+                chart.draw_series(DashedLineSeries::new(ends, 10, 6, style))?
+            } else {
+                chart.draw_series(LineSeries::new(ends, style))?
             };
+            drawn
+                .label(&l.label)
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], style));
         }
-        *entry = c;
+        for c in &self.curves {
+            let style = rgb(c.color).stroke_width(2);
+            let points: Vec<(f64, f64)> = c.points.iter().map(|p| (self.x(p.0), p.1)).collect();
+            chart
+                .draw_series(LineSeries::new(points.clone(), style))?
+                .label(&c.label)
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], style));
+            if points.len() <= 60 {
+                chart.draw_series(
+                    points
+                        .iter()
+                        .map(|p| Circle::new(*p, 3, rgb(c.color).filled())),
+                )?;
+            }
+        }
+        for m in &self.marks {
+            let color = rgb(m.color);
+            let at = (self.x(m.at.0), m.at.1);
+            chart
+                .draw_series(std::iter::once(Cross::new(at, 9, color.stroke_width(3))))?
+                .label(&m.label)
+                .legend(move |(x, y)| Cross::new((x + 12, y), 6, color.stroke_width(3)));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerLeft)
+            .label_font((FONT, 15))
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(160, 160, 160))
+            .draw()?;
+        root.present()?;
+        Ok(())
     }
-    !bytes.iter().fold(!0u32, |c, b| {
-        table[((c ^ *b as u32) & 0xff) as usize] ^ (c >> 8)
-    })
 }
 
-fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-    out.extend((data.len() as u32).to_be_bytes());
-    let start = out.len();
-    out.extend(kind);
-    out.extend(data);
-    let crc = crc32(&out[start..]);
-    out.extend(crc.to_be_bytes());
+/// A linear f64 axis with the ticks given (on a compression axis: the powers of ten).
+struct Ticked {
+    lo: f64,
+    hi: f64,
+    ticks: Vec<f64>,
 }
 
-/// An RGB8 image as PNG bytes (zlib with stored deflate blocks).
-pub fn encode_png(rgb: &[u8], width: usize, height: usize) -> Vec<u8> {
-    let mut raw = Vec::with_capacity((width * 3 + 1) * height);
-    for row in rgb.chunks(width * 3) {
-        raw.push(0); // filter: none
-        raw.extend(row);
+impl Ranged for Ticked {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, v: &f64, (a, b): (i32, i32)) -> i32 {
+        let f = (v - self.lo) / (self.hi - self.lo);
+        a + (f * f64::from(b - a)).round() as i32
     }
-    let mut z = vec![0x78, 0x01];
-    let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
-    for (i, block) in blocks.iter().enumerate() {
-        z.push((i + 1 == blocks.len()) as u8);
-        z.extend((block.len() as u16).to_le_bytes());
-        z.extend((!(block.len() as u16)).to_le_bytes());
-        z.extend(*block);
+
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        match hint.max_num_points() {
+            0 => vec![],
+            _ => self.ticks.clone(),
+        }
     }
-    let (mut a, mut b) = (1u32, 0u32);
-    for byte in &raw {
-        a = (a + *byte as u32) % 65_521;
-        b = (b + a) % 65_521;
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.lo..self.hi
     }
-    z.extend(((b << 16) | a).to_be_bytes());
-    let mut ihdr = Vec::new();
-    ihdr.extend((width as u32).to_be_bytes());
-    ihdr.extend((height as u32).to_be_bytes());
-    ihdr.extend([8, 2, 0, 0, 0]); // 8-bit RGB
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    chunk(&mut out, b"IHDR", &ihdr);
-    chunk(&mut out, b"IDAT", &z);
-    chunk(&mut out, b"IEND", &[]);
+}
+
+/// 1, 2 or 5 times a power of ten, at least `raw`.
+fn nice_step(raw: f64) -> f64 {
+    if !(raw > 0.0) {
+        return 1.0;
+    }
+    let p = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * p)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * p)
+}
+
+/// Per x of `grid`, the median, min and max over `runs` of each run's value there, where every
+/// run has one (the curve stops where a run ends).
+///
+/// ```
+/// let runs = [vec![1.0, 2.0], vec![3.0, 4.0], vec![5.0, 9.0]];
+/// let got = sparse_examples::plot::median_band(&[10.0, 20.0], &runs, |run, i| Some(run[i]));
+/// assert_eq!(got, vec![(10.0, 3.0, 1.0, 5.0), (20.0, 4.0, 2.0, 9.0)]);
+/// ```
+pub fn median_band<R>(
+    grid: &[f64],
+    runs: &[R],
+    at: impl Fn(&R, usize) -> Option<f64>,
+) -> Vec<(f64, f64, f64, f64)> {
+    let mut out = Vec::new();
+    for (i, x) in grid.iter().enumerate() {
+        let mut v: Option<Vec<f64>> = runs.iter().map(|r| at(r, i)).collect();
+        let Some(v) = v.as_mut().filter(|v| !v.is_empty()) else {
+            break;
+        };
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            0.5 * (v[n / 2 - 1] + v[n / 2])
+        };
+        out.push((*x, median, v[0], v[n - 1]));
+    }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn png_chunks_have_valid_lengths_and_crcs() {
-        let png = encode_png(&[255, 0, 0, 0, 255, 0], 2, 1);
-        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
-        let mut i = 8;
-        let mut kinds = vec![];
-        while i < png.len() {
-            let len = u32::from_be_bytes(png[i..i + 4].try_into().unwrap()) as usize;
-            let body = &png[i + 4..i + 8 + len];
-            let crc = u32::from_be_bytes(png[i + 8 + len..i + 12 + len].try_into().unwrap());
-            assert_eq!(crc32(body), crc);
-            kinds.push(String::from_utf8(body[..4].to_vec()).unwrap());
-            i += 12 + len;
-        }
-        assert_eq!(kinds, vec!["IHDR", "IDAT", "IEND"]);
-        assert_eq!(
-            crc32(b"123456789"),
-            0xCBF4_3926,
-            "the standard CRC-32 check value"
-        );
-    }
 }

@@ -1,52 +1,52 @@
-//! A one-line progress display on the terminal (stderr): step, loss, validation, sparsity, ETA.
+//! The progress bar of the examples ([`indicatif`], on stderr): step, loss, validation,
+//! sparsity, ETA.
 
-use std::time::Instant;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// The progress line of the examples. Silent when stderr is not a terminal (logs, CI) or when
+/// The progress bar of the examples. Hidden when stderr is not a terminal (logs, CI) or when
 /// not wanted (`--quiet`).
 ///
 /// ```
 /// let mut line = sparse_examples::progress::ProgressLine::new(false, 100);
-/// line.show(10, 0.5, f64::NAN, 0.0); // silent: not wanted
+/// assert!(!line.is_on());
+/// line.show(10, 0.5, f64::NAN, 0.0); // hidden: not wanted
 /// line.clear();
 /// ```
 pub struct ProgressLine {
-    on: bool,
-    total: u64,
-    started: Instant,
-    /// The step the clock started at (a resumed run starts late).
-    first: Option<u64>,
+    /// The bar's owner: it can erase the bar and draw it again later.
+    lines: MultiProgress,
+    bar: ProgressBar,
+    /// Whether a step was shown (the ETA starts at the first one: a resumed run starts late).
+    started: bool,
 }
 
 impl ProgressLine {
-    /// A line for a run of `total` steps, shown if `wanted` and stderr is a terminal.
+    /// A bar for a run of `total` steps, shown if `wanted` and stderr is a terminal.
     pub fn new(wanted: bool, total: u64) -> Self {
-        use std::io::IsTerminal;
+        let target = match wanted {
+            true => ProgressDrawTarget::stderr(),
+            false => ProgressDrawTarget::hidden(),
+        };
+        let lines = MultiProgress::with_draw_target(target);
+        let style = ProgressStyle::with_template("[{bar:30}] {pos}/{len} {msg} eta {eta} ")
+            .expect("a valid template")
+            .progress_chars("#> ");
+        let bar = lines.add(ProgressBar::new(total).with_style(style));
         Self {
-            on: wanted && std::io::stderr().is_terminal(),
-            total,
-            started: Instant::now(),
-            first: None,
+            lines,
+            bar,
+            started: false,
         }
     }
 
-    /// Whether the line is shown.
+    /// Whether the bar is shown.
     pub fn is_on(&self) -> bool {
-        self.on
+        !self.lines.is_hidden()
     }
 
     /// Redraw: `val` is the last validation metric (NaN before the first check), shown as a
     /// percentage when it is an accuracy (`<= 1`), as is otherwise (e.g. bits per character).
     pub fn show(&mut self, step: u64, loss: f64, val: f64, sparsity: f64) {
-        if !self.on {
-            return;
-        }
-        let frac = step as f64 / self.total.max(1) as f64;
-        let width = 30;
-        let done = ((frac * width as f64) as usize).min(width);
-        let first = *self.first.get_or_insert(step);
-        let per_step = self.started.elapsed().as_secs_f64() / (step - first).max(1) as f64;
-        let eta = per_step * self.total.saturating_sub(step) as f64;
         let val = if val.is_nan() {
             "-".to_string()
         } else if val <= 1.0 {
@@ -54,20 +54,19 @@ impl ProgressLine {
         } else {
             format!("{val:.3}")
         };
-        eprint!(
-            "\r[{}{}] {step}/{} loss {loss:.4} val {val} sparsity {:.2} % eta {:.0} s   ",
-            "#".repeat(done),
-            " ".repeat(width - done),
-            self.total,
-            100.0 * sparsity,
-            eta
-        );
+        self.bar.set_message(format!(
+            "loss {loss:.4} val {val} sparsity {:.2} %",
+            100.0 * sparsity
+        ));
+        self.bar.set_position(step);
+        if !self.started {
+            self.started = true;
+            self.bar.reset_eta();
+        }
     }
 
-    /// Erase the line (before other output).
+    /// Erase the bar (before other output); the next [`show`](Self::show) draws it again.
     pub fn clear(&self) {
-        if self.on {
-            eprint!("\r{}\r", " ".repeat(110));
-        }
+        let _ = self.lines.clear();
     }
 }

@@ -1,13 +1,12 @@
 //! `--download` of CIFAR-10: the official `cifar-10-binary.tar.gz`, verified against its
-//! SHA-256, unpacked in pure Rust (gzip + tar), each batch file checked before it is written.
+//! SHA-256, unpacked (flate2 + tar), each batch file checked before it is written.
 
 use std::io::Read;
 use std::path::Path;
 
 use crate::cifar::{CIFAR10_FILES, CIFAR10_SUBDIR, cifar_dir};
-use crate::download::http_get_limited;
 use crate::tar::tar_files;
-use crate::{CifarSet, DataError, sha256_hex};
+use crate::{CifarSet, DataError, Http, sha256_hex};
 
 /// Where a CIFAR-format archive lives and what it must hash to.
 #[derive(Clone, Copy, Debug)]
@@ -21,11 +20,9 @@ pub struct CifarSource {
 }
 
 /// CIFAR-10's binary version from its authors' site (170,052,171 bytes; the SHA-256 that
-/// TensorFlow Datasets and others list for it). The site also serves https, which this build
-/// cannot speak: where plain http is refused, fetch the file by other means (or from a
-/// mirror with `--download-url`).
+/// TensorFlow Datasets and others list for it); a mirror can be given with `--download-url`.
 pub const CIFAR10: CifarSource = CifarSource {
-    base_url: "http://www.cs.toronto.edu/~kriz/",
+    base_url: "https://www.cs.toronto.edu/~kriz/",
     archive: "cifar-10-binary.tar.gz",
     sha256: "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd",
 };
@@ -51,7 +48,7 @@ pub fn download_cifar(
         return Ok(false);
     }
     let url = format!("{}{}", base_url.unwrap_or(source.base_url), source.archive);
-    let archive = http_get_limited(&url, MAX_ARCHIVE)?;
+    let archive = Http::new().max_response(MAX_ARCHIVE as u64).get(&url)?;
     let got = sha256_hex(&archive);
     if got != source.sha256 {
         return Err(DataError::new(
@@ -78,7 +75,7 @@ pub fn download_cifar(
                 DataError::new(&url, format!("the archive holds no {name}: not CIFAR-10"))
             })?;
         CifarSet::parse(format!("{url}:{name}"), bytes)?;
-        files.push((name, *bytes));
+        files.push((name, bytes));
     }
     let out = dir.join(CIFAR10_SUBDIR);
     std::fs::create_dir_all(&out)

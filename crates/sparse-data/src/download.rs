@@ -4,14 +4,16 @@
 //! re-compressed copy of the same data, such as Debian's, verifies too), or that of the
 //! archive as published (MNIST: the checksums every mirror lists). Files are written only after they verify,
 //! through a temporary file and a rename: an interrupted download never leaves a half file.
-//! Plain `http://` only (the official Fashion-MNIST host serves it); this build has no TLS.
+//! The files come over `http://` or `https://` through [`Http`] (ureq with rustls).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{DataError, parse_idx, sha256_hex};
+use sha2::{Digest, Sha256};
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
+
+use crate::{DataError, parse_idx};
 
 /// What a [`Source`]'s SHA-256 sums are taken of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,7 +67,7 @@ pub const FASHION_MNIST: Source = Source {
 /// SHA-256 sums of the published archives.
 pub const MNIST: Source = Source {
     name: "MNIST",
-    base_url: "http://ossci-datasets.s3.amazonaws.com/mnist/",
+    base_url: "https://ossci-datasets.s3.amazonaws.com/mnist/",
     files: [
         (
             "train-images-idx3-ubyte.gz",
@@ -146,119 +148,124 @@ fn verify(what: impl AsRef<Path>, gz: &[u8], sha: &str, of: Checksum) -> Result<
     Ok(())
 }
 
-/// GET an `http://host[:port]/path` URL; follows up to 5 redirects.
-pub fn http_get(url: &str) -> Result<Vec<u8>, DataError> {
-    http_get_limited(url, MAX_RESPONSE)
+/// The SHA-256 digest of `data` as lowercase hex (the form the published checksums take).
+///
+/// ```
+/// assert_eq!(
+///     sparse_data::sha256_hex(b"abc"),
+///     "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+/// );
+/// ```
+pub fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
-/// [`http_get`] refusing responses over `max_response` bytes.
-pub(crate) fn http_get_limited(url: &str, max_response: usize) -> Result<Vec<u8>, DataError> {
-    let mut url = url.to_string();
-    for _ in 0..5 {
-        let rest = url.strip_prefix("http://").ok_or_else(|| {
-            DataError::new(
-                &url,
-                "only http:// URLs can be downloaded by this build: fetch the files by other means \
-                 and pass their directory with --data-dir",
-            )
-        })?;
-        let (host, path) = rest
-            .split_once('/')
-            .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
-        let addr = if host.contains(':') {
-            host.to_string()
-        } else {
-            format!("{host}:80")
-        };
-        let fail = |m: String| DataError::new(&url, m);
-        let mut stream = TcpStream::connect(&addr)
-            .map_err(|e| fail(format!("cannot connect to {addr}: {e}")))?;
-        stream.set_read_timeout(Some(Duration::from_secs(60))).ok();
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nUser-Agent: sparse-data\r\n\r\n"
-        );
-        stream
-            .write_all(request.as_bytes())
-            .map_err(|e| fail(format!("cannot send the request: {e}")))?;
-        let mut response = Vec::new();
-        stream
-            .take(max_response as u64 + 1)
-            .read_to_end(&mut response)
-            .map_err(|e| fail(format!("cannot read the response: {e}")))?;
-        if response.len() > max_response {
-            return Err(fail(format!("response larger than {max_response} bytes")));
-        }
-        let split = response
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .ok_or_else(|| fail("malformed HTTP response: no end of headers".into()))?;
-        let head = String::from_utf8_lossy(&response[..split]).to_string();
-        let body = &response[split + 4..];
-        let status: u16 = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| {
-                fail(format!(
-                    "malformed HTTP status line: {:?}",
-                    head.lines().next()
-                ))
-            })?;
-        let header = |name: &str| {
-            head.lines().find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.trim()
-                    .eq_ignore_ascii_case(name)
-                    .then(|| v.trim().to_string())
-            })
-        };
-        match status {
-            200 => {
-                if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-                    return dechunk(body).ok_or_else(|| fail("malformed chunked HTTP body".into()));
-                }
-                if let Some(len) = header("content-length").and_then(|v| v.parse::<usize>().ok())
-                    && body.len() != len
-                {
-                    return Err(fail(format!(
-                        "truncated download: expected {len} bytes, got {}",
-                        body.len()
-                    )));
-                }
-                return Ok(body.to_vec());
-            }
-            301 | 302 | 303 | 307 | 308 => {
-                url = header("location")
-                    .ok_or_else(|| fail(format!("HTTP {status} without a Location")))?;
-            }
-            _ => {
-                return Err(fail(format!(
-                    "the server answered HTTP {status}: expected 200"
-                )));
-            }
+/// GET an `http://` or `https://` URL with the default [`Http`] client.
+///
+/// ```no_run
+/// let bytes = sparse_data::http_get("https://example.com/")?;
+/// # Ok::<(), sparse_data::DataError>(())
+/// ```
+pub fn http_get(url: &str) -> Result<Vec<u8>, DataError> {
+    Http::new().get(url)
+}
+
+/// The HTTP client of the downloads ([`ureq`]): `http://` and `https://` (rustls with the
+/// Mozilla root certificates), up to 5 redirects, the proxy named by `HTTPS_PROXY`,
+/// `HTTP_PROXY` or `ALL_PROXY` (and `NO_PROXY`), and a size limit on the response.
+#[derive(Clone, Debug)]
+pub struct Http {
+    agent: ureq::Agent,
+    max_response: u64,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Http {
+    /// The client of [`download`] and [`http_get`]: responses up to 64 MB.
+    pub fn new() -> Self {
+        Self::with_tls(TlsConfig::default())
+    }
+
+    /// A client that trusts only the given root certificate (DER), for a private mirror or a
+    /// test server with a self-signed certificate.
+    pub fn with_root_certificate(der: &[u8]) -> Self {
+        let root = Certificate::from_der(der).to_owned();
+        let tls = TlsConfig::builder()
+            .root_certs(RootCerts::Specific(Arc::new(vec![root])))
+            .build();
+        Self::with_tls(tls)
+    }
+
+    fn with_tls(tls: TlsConfig) -> Self {
+        let config = ureq::Agent::config_builder()
+            .tls_config(tls)
+            .proxy(ureq::Proxy::try_from_env())
+            .max_redirects(5)
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(30)))
+            .timeout_recv_response(Some(Duration::from_secs(60)))
+            .user_agent("sparse-data")
+            .build();
+        Self {
+            agent: config.into(),
+            max_response: MAX_RESPONSE as u64,
         }
     }
-    Err(DataError::new(url, "more than 5 redirects"))
-}
 
-fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = body.windows(2).position(|w| w == b"\r\n")?;
-        let size = usize::from_str_radix(
-            std::str::from_utf8(&body[..line_end])
-                .ok()?
-                .split(';')
-                .next()?
-                .trim(),
-            16,
-        )
-        .ok()?;
-        body = &body[line_end + 2..];
-        if size == 0 {
-            return Some(out);
+    /// The same client, refusing responses over `bytes`.
+    pub fn max_response(mut self, bytes: u64) -> Self {
+        self.max_response = bytes;
+        self
+    }
+
+    /// GET `url`: the body of a `200` answer, or an error naming the URL.
+    pub fn get(&self, url: &str) -> Result<Vec<u8>, DataError> {
+        let fail = |m: String| DataError::new(url, m);
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(fail(
+                "expected an http:// or https:// URL: fetch the files by other means and pass \
+                 their directory with --data-dir"
+                    .into(),
+            ));
         }
-        out.extend(body.get(..size)?);
-        body = body.get(size + 2..)?;
+        let host = url
+            .split_once("://")
+            .map(|(_, rest)| rest.split('/').next().unwrap_or(rest))
+            .unwrap_or(url);
+        let mut response = self.agent.get(url).call().map_err(|e| match e {
+            ureq::Error::Io(e) => fail(format!("cannot connect to {host}: {e}")),
+            ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => {
+                fail(format!("cannot connect to {host}: {e}"))
+            }
+            ureq::Error::TooManyRedirects => fail("more than 5 redirects".into()),
+            ureq::Error::RedirectFailed => fail("a redirect without a usable Location".into()),
+            e => fail(format!("the request failed: {e}")),
+        })?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            return Err(fail(format!(
+                "the server answered HTTP {status}: expected 200"
+            )));
+        }
+        let max = self.max_response;
+        response
+            .body_mut()
+            .with_config()
+            .limit(max)
+            .read_to_vec()
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(_) => {
+                    fail(format!("response larger than {max} bytes"))
+                }
+                e => fail(format!("cannot read the response: {e}")),
+            })
     }
 }

@@ -87,20 +87,15 @@ fn gz(bytes: &[u8]) -> Vec<u8> {
 }
 
 fn tar(files: &[(&str, Vec<u8>)]) -> Vec<u8> {
-    let mut tar = Vec::new();
+    let mut tar = tar::Builder::new(Vec::new());
     for (name, data) in files {
-        let mut h = [0u8; 512];
-        h[..name.len()].copy_from_slice(name.as_bytes());
-        h[100..107].copy_from_slice(b"0000644");
-        h[124..135].copy_from_slice(format!("{:011o}", data.len()).as_bytes());
-        h[156] = b'0';
-        h[257..263].copy_from_slice(b"ustar\0");
-        tar.extend(h);
-        tar.extend(data);
-        tar.resize(tar.len().div_ceil(512) * 512, 0);
+        let mut header = tar::Header::new_ustar();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut header, name, &data[..]).unwrap();
     }
-    tar.extend([0u8; 1024]);
-    tar
+    tar.into_inner().unwrap()
 }
 
 fn source(archive: &[u8]) -> CifarSource {
@@ -186,9 +181,12 @@ fn a_bad_archive_is_refused_and_nothing_is_saved() {
     let mut wrong = source(&good);
     wrong.sha256 = "00";
     let e = download_cifar(&wrong, Some(&format!("{base}good/")), &d).unwrap_err();
-    assert!(
-        e.message
-            .starts_with("checksum mismatch: expected SHA-256 00 of the archive")
+    assert_eq!(
+        e.message,
+        format!(
+            "checksum mismatch: expected SHA-256 00 of the archive, got {}; not saved",
+            sha256_hex(&good)
+        )
     );
     let e = download_cifar(
         &source(&incomplete),

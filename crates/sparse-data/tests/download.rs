@@ -1,13 +1,15 @@
 //! `download` against a local HTTP server: good files, a bad checksum, a server error, a
-//! redirect, and an unsupported URL scheme.
+//! redirect, an unsupported URL scheme, and HTTPS with a self-signed certificate.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
-use sparse_data::{Checksum, ImageSet, Source, Split, download, http_get, parse_idx, sha256_hex};
+use sparse_data::{
+    Checksum, Http, ImageSet, Source, Split, download, http_get, parse_idx, sha256_hex,
+};
 
 mod common;
-use common::{Routes, serve};
+use common::{Routes, serve, serve_tls};
 
 fn data_file(name: &str) -> Vec<u8> {
     std::fs::read(
@@ -167,14 +169,59 @@ fn server_errors_and_unsupported_urls_are_clear() {
     let base = serve(|_| Routes::from([broken]));
     let err = http_get(&format!("{base}broken")).unwrap_err();
     assert_eq!(err.message, "the server answered HTTP 500: expected 200");
-    let err = http_get("https://example.invalid/x").unwrap_err();
-    assert!(
-        err.message
-            .starts_with("only http:// URLs can be downloaded by this build")
+    let err = http_get("ftp://example.invalid/x").unwrap_err();
+    assert_eq!(
+        err.message,
+        "expected an http:// or https:// URL: fetch the files by other means and pass their \
+         directory with --data-dir"
     );
     let err = http_get("http://127.0.0.1:1/x").unwrap_err();
-    assert!(
-        err.message.starts_with("cannot connect to 127.0.0.1:1"),
+    let refused = std::net::TcpStream::connect("127.0.0.1:1").unwrap_err();
+    assert_eq!(
+        err.message,
+        format!("cannot connect to 127.0.0.1:1: {refused}")
+    );
+    let base = serve(|base| {
+        Routes::from([
+            ("/big".to_string(), (200, String::new(), vec![7; 100])),
+            (
+                "/loop".to_string(),
+                (302, format!("Location: {base}loop\r\n"), vec![]),
+            ),
+        ])
+    });
+    let err = Http::new()
+        .max_response(99)
+        .get(&format!("{base}big"))
+        .unwrap_err();
+    assert_eq!(err.message, "response larger than 99 bytes");
+    assert_eq!(
+        Http::new().max_response(100).get(&format!("{base}big")),
+        Ok(vec![7; 100])
+    );
+    let err = http_get(&format!("{base}loop")).unwrap_err();
+    assert_eq!(err.message, "more than 5 redirects");
+}
+
+#[test]
+fn https_downloads_verify_the_certificate() {
+    let n = NAMES[3];
+    let (base, cert) =
+        serve_tls(|_| Routes::from([(format!("/{n}"), (200, String::new(), data_file(n)))]));
+    let url = format!("{base}{n}");
+    // Trusted as the root: the file arrives whole.
+    assert_eq!(
+        Http::with_root_certificate(&cert).get(&url),
+        Ok(data_file(n))
+    );
+    // The default client trusts the public roots only: a self-signed server is refused.
+    let err = http_get(&url).unwrap_err();
+    assert_eq!(
+        err.message,
+        "cannot connect to 127.0.0.1:PORT: invalid peer certificate: UnknownIssuer".replace(
+            "PORT",
+            base.trim_end_matches('/').rsplit(':').next().unwrap()
+        ),
         "{err}"
     );
 }
