@@ -417,7 +417,7 @@ fn train<M: ImageClassifier>(
     let decay = args
         .method
         .decay(args.gamma, args.alpha, steps_per_epoch)
-        .with_params(params.clone())
+        .with_params(params.clone().into())
         .build(
             // Burn's SGD with momentum, bit for bit, as one pass on CPU backends.
             FusedSgdConfig::new()
@@ -431,15 +431,14 @@ fn train<M: ImageClassifier>(
     let schedule = args.method.schedule(
         args.every,
         args.fraction,
-        Floor::AtLeast(floor),
+        Floor::Above(floor), // the paper's gate: validation accuracy > Q
         horizon,
         args.gmp_sparsity,
     );
     let mut pruner = PrunerConfig::new(schedule)
-        .with_params(params)
+        .with_params(params.into()) // None: every parameter (the paper)
         .with_masking(args.masking.into())
-        .init()?
-        .with_decay_clock(decay.clock());
+        .init()?;
     println!(
         "pruning: every {} steps remove {:.1} % of the alive weights while validation > {:.2} %{}",
         args.every,

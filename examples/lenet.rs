@@ -31,7 +31,7 @@ use sparse_examples::method::Method;
 use sparse_examples::progress::ProgressLine;
 use sparse_examples::run;
 use sparse_models::{ImageClassifier, LeNet5, LeNet300};
-use sparse_prune::{Floor, Pruner, PrunerConfig, SparsityReport};
+use sparse_prune::{Floor, Pruner, PrunerConfig, Selection, SparsityReport};
 // Burn's Adam as one pass on CPU backends (bit-identical; Burn's Adam on GPU backends).
 use sparse_reg::FusedAdamConfig;
 
@@ -403,14 +403,14 @@ fn train<M: ImageClassifier>(
     let schedule = args.method.schedule(
         every,
         fraction,
-        Floor::AtLeast(floor),
+        Floor::Above(floor), // the paper's gate: validation accuracy > Q
         total_steps,
         args.gmp_sparsity,
     );
     let mut pruner: Pruner = PrunerConfig::new(schedule)
+        .with_params(Selection::All) // the paper: every parameter, biases too
         .with_masking(args.masking.into())
-        .init()?
-        .with_decay_clock(decay.clock());
+        .init()?;
     let checkpoint = resume.as_ref().map(|(dir, _)| dir.as_path());
     let (mut model, mut optim) = run::start_or_resume(model, &decay, &mut pruner, checkpoint)?;
     let (mut step, mut best) = resume

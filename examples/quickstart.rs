@@ -4,9 +4,16 @@
 //!     cargo run --release --example quickstart --features wgpu # GPU (or Mesa lavapipe)
 //!     cargo run --release --example quickstart -- --help        # options
 //!
+//! The integration is three lines (marked `// +` below): a configuration, one `init` that
+//! attaches the masks and builds the optimizer with the decay inside, and `sparsity.step` in
+//! place of `optim.step`. It keeps the sparsest model whose validation accuracy passed the
+//! floor (`sparsity.best()`).
+//!
 //! A 20-256-3 perceptron learns a task that depends on 4 of its 20 inputs; then Adam wrapped
-//! in SelectiveDecay trains it while the gated global magnitude pruner removes 10 % of the
-//! alive weights every 20 steps, as long as validation accuracy stays within a point of dense.
+//! in the relevance-weighted decay trains it while the gated global magnitude pruner removes
+//! 10 % of the alive weights every 20 steps, as long as validation accuracy stays within a
+//! point of dense. Like the paper, it prunes every parameter (`Selection::All`; the default is
+//! the weights of rank >= 2).
 
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
@@ -15,7 +22,7 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use clap::Parser;
-use sparse_prune::{Floor, PruneSchedule, PrunerConfig, SparsityReport};
+use sparse_prune::{Floor, PruneSchedule, PrunerConfig, Selection, SparsityConfig, SparsityReport};
 use sparse_reg::{GammaSchedule, SelectiveDecayConfig};
 
 #[derive(Module, Debug)]
@@ -77,7 +84,7 @@ struct Args {
     prune_epochs: usize,
 }
 
-fn main() {
+fn main() -> Result<(), sparse_prune::PruneError> {
     let args = Args::parse();
     let device = sparse_examples::backend::autodiff();
     println!("backend: {}", sparse_examples::backend::name());
@@ -116,26 +123,20 @@ fn main() {
         100.0 * dense_test
     );
 
-    // 2. The method: SelectiveDecay around Adam + the gated pruner (the whole integration).
-    let decay = SelectiveDecayConfig::new()
-        .with_gamma(1e-3)
-        .with_schedule(GammaSchedule::Linear {
-            steps: (4000 / batch) as u64,
-        })
-        .build(AdamConfig::new().build())
-        .expect("valid decay");
-    let floor = Floor::AtLeast(dense_val - 0.01);
-    let mut pruner = PrunerConfig::new(PruneSchedule::Gated {
+    // 2. The method: the decay around Adam + the gated pruner, keeping the best model.
+    let schedule = PruneSchedule::Gated {
         every: 20,
-        fraction: 0.1,
-        floor,
-    })
-    .init()
-    .expect("valid pruner")
-    .with_decay_clock(decay.clock());
-    model = pruner.attach(model).expect("masks attach");
-    let mut optim = decay.init(&model).expect("valid selection");
-    let (mut step, mut best) = (0u64, None);
+        fraction: 0.1,                         // of the weights still alive
+        floor: Floor::Above(dense_val - 0.01), // the paper's gate: validation accuracy > Q
+    };
+    let decay = SelectiveDecayConfig::new().with_schedule(GammaSchedule::Linear {
+        steps: (4000 / batch) as u64, // gamma fades over an epoch after each prune event
+    });
+    let config = SparsityConfig::new(PrunerConfig::new(schedule)) // +
+        .with_decay(decay)
+        .with_keep_best(true)
+        .select(Selection::All);
+    let (mut model, mut optim, mut sparsity) = config.init(model, AdamConfig::new())?; // +
     for epoch in 1..=args.prune_epochs {
         for b in 0..4000 / batch {
             let (x, y) = (
@@ -146,31 +147,22 @@ fn main() {
                 loss_fn.forward(model.forward(x), y).backward(),
                 &model,
             );
-            model = optim.step(1e-2, model, grads);
-            step += 1;
-            let metric = pruner.is_due(step).then(|| accuracy(&model, &val));
-            if let Some(acc) = metric.filter(|a| floor.passes(*a)) {
-                let report = SparsityReport::of(&model); // the checkpoint the gate just passed
-                if best
-                    .as_ref()
-                    .is_none_or(|(r, _, _): &(SparsityReport, f64, f64)| {
-                        report.sparsity() > r.sparsity()
-                    })
-                {
-                    best = Some((report, acc, accuracy(&model, &test)));
-                }
-            }
-            model = pruner.step(model, step, metric).expect("prune").0;
+            model = sparsity.step(model, &mut optim, 1e-2, grads, |m| accuracy(m, &val))?; // +
         }
-        let e = pruner.events().last().cloned();
         println!(
-            "epoch {epoch:2}: {} prune events, {} of {} weights alive",
-            pruner.events().len(),
-            e.as_ref().map_or(0, |e| e.alive),
-            e.as_ref().map_or(0, |e| e.total)
+            "epoch {epoch:2}: {} prune events, {:.2} % of the weights pruned",
+            sparsity.events().len(),
+            100.0 * sparsity.sparsity()
         );
     }
-    let (report, val_acc, test_acc) = best.expect("the dense model passes its own floor");
+    let best = sparsity
+        .best()
+        .expect("the dense model passes its own floor");
+    let (report, val_acc, test_acc) = (
+        SparsityReport::of(&best.model),
+        best.metric,
+        accuracy(&best.model, &test),
+    );
     println!("\n{report}\n");
     println!(
         "sparsest model above the floor: {:.2} % of the weights left ({:.0}x), validation {:.2} %, \
@@ -181,4 +173,5 @@ fn main() {
         100.0 * test_acc,
         100.0 * dense_test
     );
+    Ok(())
 }

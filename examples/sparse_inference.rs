@@ -1,5 +1,7 @@
 //! A pruned LeNet checkpoint, exported to the compact `.sparse` format and run through the
-//! sparse CPU layers, beside Burn's dense path: file sizes, accuracy, latency.
+//! sparse CPU layers, beside Burn's dense path: file sizes, accuracy, latency. The sparse
+//! logits are checked against the checkpoint's own dense forward: a difference over
+//! `--max-diff` (f32 values) ends the run with an error (CI runs it).
 //!
 //!     cargo run --release --example lenet                       # makes runs/lenet
 //!     cargo run --release --example sparse_inference            # reads runs/lenet
@@ -26,9 +28,13 @@ struct Args {
     /// MNIST-format test data; the embedded Fashion-MNIST test subset if absent.
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Store values as f16 (half the value bytes; not bit-exact).
+    /// Store values as f16 (half the value bytes; not bit-exact: the check then compares the
+    /// sparse logits with the dense forward of the imported f16 values).
     #[arg(long)]
     f16: bool,
+    /// Largest logit difference accepted between the sparse model and the dense reference.
+    #[arg(long, default_value_t = 1e-4)]
+    max_diff: f32,
     /// Only print the table of an existing .sparse file.
     #[arg(long)]
     inspect: Option<PathBuf>,
@@ -80,7 +86,8 @@ fn compare<M: ImageClassifier, S: SparseClassifier>(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let device = burn::tensor::Device::flex();
     let ckpt = args.run.join("checkpoint/model.bpk");
-    let model = sparse_prune::load_masked(init(&device), None, &ckpt)?;
+    let all = sparse_prune::Selection::All; // the examples prune every parameter
+    let model = sparse_prune::load_masked(init(&device), &all, &ckpt)?;
     let plain = sparse_prune::fold(model.clone());
 
     // 1. Files: the masked checkpoint, a plain dense burnpack, the .sparse file.
@@ -115,34 +122,57 @@ fn compare<M: ImageClassifier, S: SparseClassifier>(
     let n = data.len();
     let idx: Vec<usize> = (0..n).collect();
     let (mut x, mut y) = (Vec::new(), Vec::new());
-    let (mut right_dense, mut right_sparse, mut worst) = (0usize, 0usize, 0f32);
+    // The reference: the checkpoint's dense forward (masks folded in), or with f16 values the
+    // dense forward of what the file holds.
+    let reference = if args.f16 { &back } else { &model };
+    let (mut right_dense, mut right_sparse) = (0usize, 0usize);
+    let (mut worst, mut worst_original) = (0f32, 0f32);
+    let forward = |m: &M, x: &[f32], b: usize| -> Result<Vec<f32>, Box<dyn std::error::Error>> {
+        let t = Tensor::from_data(TensorData::new(x.to_vec(), [b, 1, 28, 28]), &device);
+        Ok(m.logits(t).into_data().try_to_vec::<f32>()?)
+    };
+    let largest = |a: &[f32], b: &[f32], from: f32| {
+        a.iter()
+            .zip(b)
+            .map(|(a, b)| (a - b).abs())
+            .fold(from, |m, d| if d.is_nan() || d > m { d } else { m }) // NaN wins
+    };
     for chunk in idx.chunks(100) {
         data.gather(chunk, &mut x, &mut y);
         let b = chunk.len();
-        let dense = back
-            .logits(Tensor::from_data(
-                TensorData::new(x.clone(), [b, 1, 28, 28]),
-                &device,
-            ))
-            .into_data()
-            .try_to_vec::<f32>()?;
+        let dense = forward(reference, &x, b)?;
+        let original = forward(&model, &x, b)?;
         let sp = net.logits(&x, b);
         for (i, label) in y.iter().enumerate() {
             let (d, s) = (&dense[i * 10..(i + 1) * 10], &sp[i * 10..(i + 1) * 10]);
             right_dense += (argmax(d) == *label as usize) as usize;
             right_sparse += (argmax(s) == *label as usize) as usize;
-            worst = d
-                .iter()
-                .zip(s)
-                .map(|(a, b)| (a - b).abs())
-                .fold(worst, f32::max);
         }
+        worst = largest(&dense, &sp, worst);
+        worst_original = largest(&original, &sp, worst_original);
     }
     println!(
-        "test accuracy: dense Burn {:.2} %, sparse {:.2} % ({n} images; largest logit difference {worst:.2e})",
+        "test accuracy: dense Burn {:.2} %, sparse {:.2} % ({n} images)",
         100.0 * right_dense as f64 / n as f64,
         100.0 * right_sparse as f64 / n as f64
     );
+    println!(
+        "largest logit difference, sparse against the checkpoint's dense forward: \
+         {worst_original:.3e}{}",
+        if args.f16 {
+            format!(" (f16 values); against the dense forward of the f16 file: {worst:.3e}")
+        } else {
+            String::new()
+        }
+    );
+    if worst.is_nan() || worst > args.max_diff {
+        return Err(format!(
+            "the sparse model's logits differ from the dense reference by {worst:.3e}, more than \
+             --max-diff {:.1e}",
+            args.max_diff
+        )
+        .into());
+    }
 
     // 3. Latency, batch 1 and batch 100 (median of repeated runs).
     for batch in [1usize, 100] {

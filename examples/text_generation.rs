@@ -32,7 +32,7 @@ use sparse_examples::method::Method;
 use sparse_examples::progress::ProgressLine;
 use sparse_examples::run::{self, Error};
 use sparse_models::{TransformerLm, TransformerLmConfig};
-use sparse_prune::{Floor, Pruner, PrunerConfig, SparsityReport};
+use sparse_prune::{Floor, Pruner, PrunerConfig, Selection, SparsityReport};
 // Burn's Adam as one pass on CPU backends (bit-identical; Burn's Adam on GPU backends).
 use sparse_reg::FusedAdamConfig;
 
@@ -329,7 +329,7 @@ fn sample_only(args: &Args, dir: &Path) -> Result<(), Error> {
     };
     let device = sparse_examples::backend::device();
     let model = p.model_config().init(&device)?;
-    let model = sparse_prune::load_masked(model, None, ckpt.join("model.bpk"))?;
+    let model = sparse_prune::load_masked(model, &Selection::All, ckpt.join("model.bpk"))?;
     let report = SparsityReport::of(&model);
     println!(
         "{} (step {}, sparsity {:.2} %):\n",
@@ -522,14 +522,14 @@ fn train(args: Args) -> Result<(), Error> {
     let schedule = args.method.schedule(
         args.every,
         args.fraction,
-        Floor::AtMost(floor),
+        Floor::Below(floor),
         args.steps,
         args.gmp_sparsity,
     );
     let mut pruner: Pruner = PrunerConfig::new(schedule)
+        .with_params(Selection::All)
         .with_masking(args.masking.into())
-        .init()?
-        .with_decay_clock(decay.clock());
+        .init()?;
     let checkpoint = resume.as_ref().map(|(dir, _)| dir.as_path());
     let (mut model, mut optim) = run::start_or_resume(model, &decay, &mut pruner, checkpoint)?;
     let (mut step, mut best) = resume

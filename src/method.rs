@@ -4,7 +4,7 @@
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 use sparse_prune::{Floor, PruneSchedule};
-use sparse_reg::{Coupling, GammaSchedule, Penalty, Relevance, SelectiveDecayConfig};
+use sparse_reg::{Coupling, GammaSchedule, Penalty, Relevance, Selection, SelectiveDecayConfig};
 
 /// A pruning method.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -26,7 +26,8 @@ pub enum Method {
 
 impl Method {
     /// The decay of this method: strength `gamma` (0 for magnitude and gmp), relevance scale
-    /// `alpha`, gamma ramped up linearly over `warmup_steps` (the paper: one epoch).
+    /// `alpha`, gamma fading linearly over `warmup_steps` after each prune event (the paper: one
+    /// epoch), on every parameter (the paper's selection).
     ///
     /// ```
     /// use sparse_examples::method::Method;
@@ -56,6 +57,7 @@ impl Method {
             .with_schedule(GammaSchedule::Linear {
                 steps: warmup_steps.max(1),
             })
+            .with_params(Selection::All)
     }
 
     /// When to prune: every `every` steps remove `fraction` of the alive weights while the

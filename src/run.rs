@@ -218,7 +218,9 @@ pub fn start_or_resume<M: Module, O: Optimizer + Clone>(
             Ok((model, optim))
         }
         Some(dir) => {
-            let model = pruner.load_masked(model, dir.join("model.bpk"))?;
+            let params = pruner.config().params.clone();
+            let model = sparse_prune::load_masked(model, &params, dir.join("model.bpk"))?;
+            let model = pruner.attach(model)?; // the pruner takes the loaded masks over
             let optim = pruner.optimizer(decay.clone(), &model)?;
             let optim = optim.load(dir.join("optim.bpk"))?;
             pruner.load_state(dir.join("pruner.json"))?;

@@ -62,6 +62,7 @@ fn one<M: ImageClassifier, S: SparseClassifier>(
         fraction: 0.5,
         floor: Floor::AtLeast(0.0),
     })
+    .with_params(sparse_prune::Selection::All) // every parameter (the paper)
     .init()
     .expect("valid pruner");
     let model = pruner.attach(model).expect("masks");

@@ -45,6 +45,7 @@ pub fn run(quick: bool) -> Vec<Value> {
             fraction: 0.04,
             floor: Floor::AtLeast(0.0),
         })
+        .with_params(sparse_prune::Selection::All) // every parameter (the paper)
         .init()
         .expect("valid pruner");
         let mut model = pruner.attach(model).expect("masks attach");
@@ -52,7 +53,7 @@ pub fn run(quick: bool) -> Vec<Value> {
         for step in 0..reps as u64 {
             let t = Instant::now();
             let (m, _) = pruner
-                .prune(model, step, Amount::Fraction(0.04), None)
+                .prune(model, step, Amount::FractionOfAlive(0.04), None)
                 .expect("prune");
             device.sync().expect("device sync");
             times.push(t.elapsed().as_secs_f64());

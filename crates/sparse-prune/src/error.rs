@@ -4,8 +4,15 @@ use std::fmt;
 
 pub use sparse_reg::ConfigError;
 
-/// Everything that can go wrong while attaching masks, pruning, or loading pruned state.
-#[derive(Debug)]
+/// Everything that can go wrong while configuring, attaching masks, pruning, or loading pruned
+/// state: the one error type of sparse-prune. Its `Debug` is its message, so `.expect(..)`
+/// prints what to fix.
+///
+/// ```
+/// use sparse_prune::PruneError;
+/// let e = PruneError::MetricRequired { step: 250 };
+/// assert_eq!(format!("{e:?}"), e.to_string());
+/// ```
 pub enum PruneError {
     /// A configuration value is outside its range, or a selection matches nothing.
     Config(ConfigError),
@@ -21,7 +28,7 @@ pub enum PruneError {
         /// The value received.
         value: f64,
     },
-    /// The model has no pruning masks (call `attach_masks` / `Pruner::attach` first).
+    /// The model has no pruning masks (call `Pruner::attach` first).
     NoMasks,
     /// The criterion needs gradients and none were given.
     GradientsRequired {
@@ -50,7 +57,7 @@ impl fmt::Display for PruneError {
             PruneError::MetricRequired { step } => write!(
                 f,
                 "the gated prune at step {step} needs the validation metric: pass Some(metric) \
-                 when Pruner::is_due(step) is true"
+                 when Pruner::needs_metric(step) is true"
             ),
             PruneError::BadMetric { step, value } => write!(
                 f,
@@ -58,7 +65,7 @@ impl fmt::Display for PruneError {
             ),
             PruneError::NoMasks => write!(
                 f,
-                "the model has no pruning masks: call Pruner::attach (or attach_masks) on it first"
+                "the model has no pruning masks: call Pruner::attach on it first"
             ),
             PruneError::GradientsRequired { criterion } => write!(
                 f,
@@ -74,6 +81,12 @@ impl fmt::Display for PruneError {
             ),
             PruneError::File { path, message } => write!(f, "{path}: {message}"),
         }
+    }
+}
+
+impl fmt::Debug for PruneError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 

@@ -2,8 +2,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use burn::module::{Module, Param, ParamGroup, ParamId, Reparameterization, Reparameterizer};
+use burn::module::{Module, Param, ParamId, Reparameterization, Reparameterizer};
 use burn::tensor::{Bool, Device, Tensor, TensorData};
+
+use sparse_reg::{ParamInfo, Selection};
 
 use crate::snapshot::snapshot;
 use crate::{Masking, PruneError};
@@ -124,8 +126,7 @@ impl std::fmt::Debug for KeepCache {
 }
 
 struct Attach {
-    group: Option<ParamGroup>,
-    from_zeros: bool,
+    params: Selection,
     masking: Masking,
     attached: Vec<ParamId>,
 }
@@ -138,11 +139,12 @@ impl Reparameterizer for Attach {
         path: &str,
         param: Param<Tensor<D>>,
     ) -> (Param<Tensor<D>>, Option<PruneMask>) {
-        if !self
-            .group
-            .as_ref()
-            .is_none_or(|g| g.matches(&param.id, Some(path)))
-        {
+        let info = ParamInfo {
+            path: path.to_string(),
+            id: param.id,
+            shape: param.lazy_shape().as_slice().to_vec(),
+        };
+        if !self.params.matches(&info) {
             return (param, None);
         }
         if self.attached.contains(&param.id) {
@@ -150,16 +152,8 @@ impl Reparameterizer for Attach {
             return (param, None);
         }
         let device = param.lazy_device();
-        let n: usize = param.lazy_shape().num_elements();
-        let pruned: Vec<bool> = if self.from_zeros {
-            crate::snapshot::host_f32(param.val())
-                .iter()
-                .map(|w| *w == 0.0)
-                .collect()
-        } else {
-            vec![false; n]
-        };
-        let pruned = Tensor::<1, Bool>::from_data(TensorData::new(pruned, [n]), &device);
+        let n: usize = info.numel();
+        let pruned = Tensor::<1, Bool>::from_data(TensorData::new(vec![false; n], [n]), &device);
         self.attached.push(param.id);
         (
             param,
@@ -171,45 +165,14 @@ impl Reparameterizer for Attach {
     }
 }
 
-/// Where the masks start when they are attached.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum MaskInit {
-    /// Every entry alive (a dense start).
-    #[default]
-    AllAlive,
-    /// Entries that are exactly 0 start pruned (continue from a folded, pruned checkpoint).
-    FromZeros,
-}
-
-/// Attach a mask to every float parameter `group` selects (`None`: every float parameter,
-/// the paper's default). Returns the model and the number of masks attached.
+/// Attach an all-alive mask, acting as `masking` says, to every float parameter `params`
+/// selects. Returns the model and the number of masks attached.
 ///
 /// Errors if the selection matches no parameter, if the model already has masks, or if a
 /// selected parameter already carries another reparameterization (such as LoRA).
-///
-/// ```
-/// use burn::nn::LinearConfig;
-/// use burn::tensor::Device;
-/// use sparse_prune::{MaskInit, attach_masks};
-///
-/// let layer = LinearConfig::new(4, 3).init(&Device::flex());
-/// let (layer, n) = attach_masks(layer, None, MaskInit::AllAlive).unwrap();
-/// assert_eq!(n, 2); // weight and bias
-/// # let _ = layer;
-/// ```
-pub fn attach_masks<M: Module>(
+pub(crate) fn attach_masks<M: Module>(
     model: M,
-    group: Option<&ParamGroup>,
-    init: MaskInit,
-) -> Result<(M, usize), PruneError> {
-    attach_masks_as(model, group, init, Masking::Forward)
-}
-
-/// [`attach_masks`] with masks acting as `masking` says.
-pub(crate) fn attach_masks_as<M: Module>(
-    model: M,
-    group: Option<&ParamGroup>,
-    init: MaskInit,
+    params: &Selection,
     masking: Masking,
 ) -> Result<(M, usize), PruneError> {
     if count_masks(&model) > 0 {
@@ -218,23 +181,11 @@ pub(crate) fn attach_masks_as<M: Module>(
             "the model already has pruning masks; attach them once",
         )));
     }
-    let selected = sparse_reg::select_params(&model, group);
-    if selected.is_empty() {
-        let all: Vec<String> = sparse_reg::float_params(&model)
-            .into_iter()
-            .map(|p| p.path)
-            .collect();
-        return Err(PruneError::Config(sparse_reg::ConfigError::new(
-            "PrunerConfig.params",
-            format!(
-                "the selection matches no float parameter of the model (its parameters: {})",
-                all.join(", ")
-            ),
-        )));
-    }
+    let selected = params
+        .group(&model, "PrunerConfig.params")
+        .map(|_| params.params(&model))?;
     let attach = Attach {
-        group: group.cloned(),
-        from_zeros: init == MaskInit::FromZeros,
+        params: params.clone(),
         masking,
         attached: vec![],
     };
@@ -262,45 +213,61 @@ pub fn count_masks<M: Module>(model: &M) -> usize {
 /// model then has the original parameter structure, for export or dense inference.
 ///
 /// ```
-/// use burn::module::Module;
 /// use burn::nn::LinearConfig;
 /// use burn::tensor::Device;
-/// use sparse_prune::{MaskInit, attach_masks, count_masks, fold};
+/// use sparse_prune::{PruneSchedule, PrunerConfig, count_masks, fold};
 ///
-/// let (layer, _) = attach_masks(LinearConfig::new(4, 3).init(&Device::flex()), None, MaskInit::AllAlive).unwrap();
-/// let plain = fold(layer);
-/// assert_eq!(count_masks(&plain), 0);
+/// let mut pruner = PrunerConfig::new(PruneSchedule::OneShot { at: 1, sparsity: 0.5 }).init().unwrap();
+/// let layer = pruner.attach(LinearConfig::new(4, 3).init(&Device::flex())).unwrap();
+/// assert_eq!(count_masks(&layer), 1); // the weight (rank 2), not the bias
+/// assert_eq!(count_masks(&fold(layer)), 0);
 /// ```
 pub fn fold<M: Module>(model: M) -> M {
     model.materialize()
 }
 
-/// Attach masks to `model` (as [`attach_masks`]) and load a masked checkpoint saved with
-/// `save_file` into it: the one call to resume from a pruned checkpoint.
+/// Load a pruned checkpoint written with `save_file`: masks are attached to the parameters
+/// `params` selects (the selection the checkpoint was pruned with) and the file is loaded into
+/// `model` with them.
+///
+/// The loaded masks act in the forward pass ([`Masking::Forward`]), whatever masking the run
+/// that saved them used: a loaded model is safe in any loop, and nothing can revive a pruned
+/// weight. [`Pruner::attach`](crate::Pruner::attach) (or `SparsityConfig::init`) takes a loaded
+/// model over to continue pruning, with its own masking.
 ///
 /// Errors, naming the file, when it cannot be read or its parameters (masks included) do not
 /// match the model's.
+///
+/// ```
+/// use burn::module::Module;
+/// use burn::nn::{Linear, LinearConfig};
+/// use burn::tensor::Device;
+/// use sparse_prune::{Amount, PruneSchedule, PrunerConfig, Selection, SparsityReport, load_masked};
+///
+/// let device = Device::flex();
+/// let mut pruner = PrunerConfig::new(PruneSchedule::OneShot { at: 1, sparsity: 0.5 }).init().unwrap();
+/// let model: Linear = pruner.attach(LinearConfig::new(4, 4).init(&device)).unwrap();
+/// let (model, _) = pruner.prune(model, 1, Amount::Sparsity(0.5), None).unwrap();
+/// let file = std::env::temp_dir().join(format!("load-masked-doc-{}", std::process::id()));
+/// model.save_file(&file).unwrap();
+///
+/// let fresh: Linear = LinearConfig::new(4, 4).init(&device);
+/// let loaded = load_masked(fresh, &Selection::Weights, file.with_extension("bpk")).unwrap();
+/// assert_eq!(SparsityReport::of(&loaded).nonzeros(), 8 + 4); // half the weight, the bias
+/// # std::fs::remove_file(file.with_extension("bpk")).unwrap();
+/// ```
 pub fn load_masked<M: Module>(
     model: M,
-    group: Option<&ParamGroup>,
+    params: &Selection,
     path: impl AsRef<std::path::Path>,
 ) -> Result<M, PruneError> {
-    load_masked_as(model, group, path.as_ref(), Masking::Forward)
-}
-
-/// [`load_masked`] with masks acting as `masking` says.
-pub(crate) fn load_masked_as<M: Module>(
-    model: M,
-    group: Option<&ParamGroup>,
-    path: &std::path::Path,
-    masking: Masking,
-) -> Result<M, PruneError> {
-    let (model, _) = attach_masks_as(model, group, MaskInit::AllAlive, masking)?;
+    let path = path.as_ref();
+    let (model, _) = attach_masks(model, params, Masking::Forward)?;
     model.try_load_file(path).map_err(|e| PruneError::File {
         path: path.display().to_string(),
         message: format!(
             "cannot load it as a masked checkpoint of this model (is it a checkpoint of the same \
-             architecture saved with its masks?): {e}"
+             architecture saved with its masks, pruned with the same parameter selection?): {e}"
         ),
     })
 }

@@ -29,7 +29,7 @@ use crate::snapshot::MASK_SUFFIX;
 /// // ... optimizer step ... then, before anything reads the model:
 /// let model = pruner.enforce(model);
 /// let (model, event) = pruner.step(model, 1, None).unwrap();
-/// assert_eq!(event.unwrap().alive, 10); // half of 16 + 4
+/// assert_eq!(event.unwrap().alive, 8); // half of the 16 weights (biases: not by default)
 /// // Forgetting `enforce` after the next optimizer step is an error, not a revived weight.
 /// assert!(matches!(pruner.step(model, 2, None), Err(PruneError::NotEnforced { step: 2 })));
 /// ```
@@ -46,7 +46,7 @@ pub enum Masking {
     /// before anything reads the model (evaluation, checkpoints):
     /// [`Pruner::step`](crate::Pruner::step) refuses to run when it was not called since the
     /// previous step.
-    /// [`PruningHook::after_step`](crate::PruningHook::after_step) calls it for you.
+    /// [`Sparsity::step`](crate::Sparsity::step) calls it for you.
     InPlace,
 }
 
@@ -251,6 +251,7 @@ mod tests {
             sparsity: 0.6,
         })
         .with_masking(Masking::InPlace)
+        .with_params(sparse_reg::Selection::All)
         .init()
         .unwrap();
         let model: Linear = pruner

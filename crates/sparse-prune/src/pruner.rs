@@ -7,9 +7,9 @@ use burn::module::{Module, ModuleMapper, Param, ParamGroup, ParamId};
 use burn::optim::{GradientsParams, ModuleOptimizer, Optimizer};
 use burn::tensor::{Bool, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
-use sparse_reg::{ClockState, ConfigError, DecayClock, SelectiveDecay};
+use sparse_reg::{ClockState, ConfigError, DecayClock, Selection, SelectiveDecay};
 
-use crate::mask::{MaskInit, attach_masks_as};
+use crate::mask::{attach_masks, count_masks};
 use crate::masking::Enforcer;
 use crate::select::{self, Candidate};
 use crate::snapshot::{MASK_SUFFIX, snapshot};
@@ -18,7 +18,7 @@ use crate::{Criterion, CriterionConfig, Masking, PruneError, PruneSchedule, Scor
 /// Whether the entries to remove are ranked across all selected tensors together or within
 /// each tensor.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Distribution {
+pub enum Ranking {
     /// One ranking over every selected tensor (the paper).
     #[default]
     Global,
@@ -26,8 +26,7 @@ pub enum Distribution {
     LayerWise,
 }
 
-/// Configuration of a [`Pruner`]: schedule x criterion x distribution, over a parameter
-/// selection.
+/// Configuration of a [`Pruner`]: schedule x criterion x ranking, over a parameter selection.
 #[derive(Config, Debug)]
 pub struct PrunerConfig {
     /// When to prune and how much.
@@ -36,16 +35,18 @@ pub struct PrunerConfig {
     #[config(default = "CriterionConfig::Magnitude")]
     pub criterion: CriterionConfig,
     /// Global (the paper) or per-tensor ranking.
-    #[config(default = "Distribution::Global")]
-    pub distribution: Distribution,
+    #[config(default = "Ranking::Global")]
+    pub ranking: Ranking,
     /// Fraction of each tensor's entries that always stays alive, in `[0, 1]`.
     #[config(default = 0.0)]
     pub min_density: f64,
     /// Seed of stochastic criteria.
     #[config(default = 0)]
     pub seed: u64,
-    /// The prunable parameters; `None` (the paper's default) selects every float parameter.
-    pub params: Option<ParamGroup>,
+    /// The prunable parameters: the weights of rank >= 2 by default; [`Selection::All`] is the
+    /// paper's choice (biases and normalisation parameters too).
+    #[config(default = "Selection::Weights")]
+    pub params: Selection,
     /// Where the masks act: in the forward pass (any loop) or in the weights after each
     /// optimizer step (cheaper; the loop calls [`Pruner::enforce`]). See [`Masking`].
     #[config(default = "Masking::Forward")]
@@ -122,18 +123,21 @@ pub struct PrunerState {
 /// How much a prune removes.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Amount {
-    /// `round(fraction * alive)` (per tensor when layer-wise).
-    Fraction(f64),
+    /// This fraction of the entries still alive: `round(fraction * alive)` (per tensor when
+    /// layer-wise).
+    FractionOfAlive(f64),
     /// Down to this sparsity (masks only shrink: a lower target removes nothing).
     Sparsity(f64),
     /// Every alive entry scoring below this.
     BelowScore(f64),
 }
 
-/// Iterative pruning for any Burn training loop.
+/// Iterative pruning for any Burn training loop: the piece underneath
+/// [`Sparsity`](crate::Sparsity), for loops that need more control (checkpoints, resuming,
+/// their own step count).
 ///
 /// Call [`step`](Self::step) after every optimizer step with the number of steps taken and,
-/// when [`is_due`](Self::is_due) says so and the schedule is gated, the validation metric.
+/// when [`needs_metric`](Self::needs_metric) says so, the validation metric.
 /// Masks live in the model ([`attach`](Self::attach)); the pruner keeps only its schedule
 /// position ([`state`](Self::state)) and resets the decay clock at every prune event.
 ///
@@ -146,14 +150,15 @@ pub enum Amount {
 /// let mut pruner = PrunerConfig::new(PruneSchedule::Gated {
 ///     every: 250,
 ///     fraction: 0.04,
-///     floor: Floor::AtLeast(0.905),
+///     floor: Floor::Above(0.905),
 /// })
+/// .with_params(sparse_prune::Selection::All)
 /// .init()
 /// .unwrap();
 /// let mut model = pruner.attach(model).unwrap();
 /// for step in 1..=500u64 {
 ///     // ... forward, backward, optimizer step ...
-///     let metric = pruner.is_due(step).then(|| 0.95); // evaluate on the validation set here
+///     let metric = pruner.needs_metric(step).then(|| 0.95); // evaluate on the validation set here
 ///     let (m, event) = pruner.step(model, step, metric).unwrap();
 ///     model = m;
 ///     if let Some(e) = event {
@@ -180,59 +185,46 @@ impl Pruner {
         self
     }
 
-    /// Drive a [`SelectiveDecay`](sparse_reg::SelectiveDecay)'s gamma schedule: the pruner
-    /// tells the clock every step and resets it at every prune event.
-    pub fn with_decay_clock(mut self, clock: DecayClock) -> Self {
-        self.clock = Some(clock);
-        self
-    }
-
     /// The configuration.
     pub fn config(&self) -> &PrunerConfig {
         &self.config
     }
 
     /// Attach all-alive masks to the selected parameters of `model` (errors if the selection
-    /// matches nothing). For a dense checkpoint: `pruner.attach(model.load_file(path))`.
-    pub fn attach<M: Module>(&self, model: M) -> Result<M, PruneError> {
-        let group = self.config.params.as_ref();
-        Ok(attach_masks_as(model, group, MaskInit::AllAlive, self.config.masking)?.0)
-    }
-
-    /// Attach masks (acting as the configuration's [`Masking`] says) to `model` and load a
-    /// masked checkpoint saved with `save_file` into it, as [`load_masked`](crate::load_masked)
-    /// does; with [`Masking::InPlace`] the loaded bases are then [enforced](Self::enforce) (a
-    /// checkpoint written with [`Masking::Forward`] stores whatever the optimizer left at
-    /// pruned entries). Errors name the file.
+    /// matches nothing), acting as the configuration's [`Masking`] says. A model that has masks
+    /// already (one loaded with [`load_masked`](crate::load_masked), or pruned by another
+    /// pruner) keeps them and is taken over: its masks then act as this configuration says, and
+    /// its pruned entries are 0 in its stored weights.
     ///
     /// ```
-    /// use burn::module::Module;
     /// use burn::nn::{Linear, LinearConfig};
     /// use burn::tensor::Device;
-    /// use sparse_prune::{Amount, Masking, PruneSchedule, PrunerConfig, SparsityReport};
+    /// use sparse_prune::{Masking, PruneSchedule, PrunerConfig, count_masks};
     ///
-    /// let device = Device::flex();
-    /// let config = PrunerConfig::new(PruneSchedule::OneShot { at: 1, sparsity: 0.5 })
-    ///     .with_masking(Masking::InPlace);
-    /// let mut pruner = config.init().unwrap();
-    /// let model: Linear = pruner.attach(LinearConfig::new(4, 4).init(&device)).unwrap();
-    /// let (model, _) = pruner.prune(model, 1, Amount::Sparsity(0.5), None).unwrap();
-    /// let file = std::env::temp_dir().join(format!("load-masked-doc-{}", std::process::id()));
-    /// model.save_file(&file).unwrap();
-    ///
-    /// let fresh: Linear = LinearConfig::new(4, 4).init(&device);
-    /// let loaded = config.init().unwrap().load_masked(fresh, file.with_extension("bpk")).unwrap();
-    /// assert_eq!(SparsityReport::of(&loaded).nonzeros(), 10);
-    /// # std::fs::remove_file(file.with_extension("bpk")).unwrap();
+    /// let config = PrunerConfig::new(PruneSchedule::OneShot { at: 1, sparsity: 0.5 });
+    /// let model: Linear = config.init().unwrap().attach(LinearConfig::new(4, 4).init(&Device::flex())).unwrap();
+    /// let mut in_place = config.with_masking(Masking::InPlace).init().unwrap();
+    /// let model = in_place.attach(model).unwrap(); // taken over, not attached twice
+    /// assert_eq!(count_masks(&model), 1);
     /// ```
-    pub fn load_masked<M: Module>(
-        &mut self,
-        model: M,
-        path: impl AsRef<std::path::Path>,
-    ) -> Result<M, PruneError> {
-        let masking = self.config.masking;
-        let group = self.config.params.as_ref();
-        let model = crate::mask::load_masked_as(model, group, path.as_ref(), masking)?;
+    pub fn attach<M: Module>(&mut self, model: M) -> Result<M, PruneError> {
+        if count_masks(&model) == 0 {
+            return Ok(attach_masks(model, &self.config.params, self.config.masking)?.0);
+        }
+        // Take the masks over: read them, fold the model to plain weights, attach masks acting
+        // as configured to the same parameters and write the masks back (zeroing the pruned
+        // entries of the bases).
+        let masks: HashMap<String, Vec<bool>> = snapshot(&model, false, None)
+            .into_iter()
+            .filter_map(|p| p.pruned.map(|m| (p.path, m)))
+            .collect();
+        let paths: Vec<String> = masks.keys().cloned().collect();
+        let selection = Selection::Group(ParamGroup::from_paths(paths));
+        let (model, _) = attach_masks(model.materialize(), &selection, self.config.masking)?;
+        let model = model.map(&mut ApplyMasks {
+            path: vec![],
+            masks,
+        });
         Ok(self.enforce(model))
     }
 
@@ -265,7 +257,7 @@ impl Pruner {
     ///     model = pruner.enforce(model); // before anything reads the model
     ///     model = pruner.step(model, step, None).unwrap().0;
     /// }
-    /// assert_eq!(SparsityReport::of(&model).sparsity(), 0.5);
+    /// assert_eq!(pruner.events()[0].sparsity, 0.5); // of the weight, the pruned parameter
     /// ```
     pub fn enforce<M: Module>(&mut self, model: M) -> M {
         self.enforced = true;
@@ -276,14 +268,14 @@ impl Pruner {
     }
 
     /// The [`ModuleOptimizer`] for `model` (its masks attached) that `decay` gives, with the
-    /// pruning folded into its step: with [`Masking::InPlace`] each masked parameter's step
+    /// decay's gamma schedule driven by this pruner (it tells the decay's clock every step and
+    /// resets it at every prune event) and the pruning folded into its step: with [`Masking::InPlace`] each masked parameter's step
     /// sets its pruned entries back to 0 itself, in the same pass as the update for
     /// [`FusedAdam`](sparse_reg::FusedAdam) and [`FusedSgd`](sparse_reg::FusedSgd) on CPU
     /// backends, and [`enforce`](Self::enforce) then skips it. The loop is unchanged (it still
     /// calls `enforce`, which still guarantees the zeros: whatever a step did not zero, such as
     /// a parameter without a gradient or one on a GPU, it zeroes). The optimizer learns each
     /// new mask through this pruner's `enforce`, so keep using this pruner with it.
-    /// With [`Masking::Forward`] this is `decay.init(model)`.
     ///
     /// Errors when `model` has no masks ([`PruneError::NoMasks`]) or `decay`'s parameter
     /// selection matches nothing.
@@ -311,7 +303,7 @@ impl Pruner {
     ///     model = pruner.enforce(model); // nearly free: the step zeroed the pruned entries
     ///     model = pruner.step(model, step, None).unwrap().0;
     /// }
-    /// assert_eq!(SparsityReport::of(&model).sparsity(), 0.5);
+    /// assert_eq!(pruner.events()[0].sparsity, 0.5); // of the weight, the pruned parameter
     /// ```
     pub fn optimizer<O: Optimizer, M: Module>(
         &mut self,
@@ -326,8 +318,9 @@ impl Pruner {
         if owners.is_empty() {
             return Err(PruneError::NoMasks);
         }
+        self.clock = Some(decay.clock());
         if self.config.masking == Masking::Forward {
-            return Ok(decay.init(model)?);
+            return Ok(decay.init_with_keep(model, vec![])?);
         }
         let keeps = owners
             .into_iter()
@@ -339,14 +332,27 @@ impl Pruner {
         Ok(decay.init_with_keep(model, keeps)?)
     }
 
-    /// Whether the schedule acts at `step`.
-    pub fn is_due(&self, step: u64) -> bool {
-        self.config.schedule.is_due(step)
+    /// Whether [`step`](Self::step) at `step` needs the validation metric: the schedule is due
+    /// and gated by a floor.
+    pub fn needs_metric(&self, step: u64) -> bool {
+        self.config.schedule.is_due(step) && self.config.schedule.needs_metric()
     }
 
-    /// Whether [`step`](Self::step) at `step` needs the metric.
-    pub fn needs_metric(&self, step: u64) -> bool {
-        self.is_due(step) && self.config.schedule.needs_metric()
+    /// Whether the criterion scores entries with their gradients.
+    pub(crate) fn needs_grads(&self) -> bool {
+        self.criterion.needs_grad()
+    }
+
+    /// Advance to `step` without pruning (the clock still follows; in-place masks must have
+    /// been enforced).
+    pub(crate) fn idle(&mut self, step: u64) -> Result<(), PruneError> {
+        if self.config.masking == Masking::InPlace && !std::mem::take(&mut self.enforced) {
+            return Err(PruneError::NotEnforced { step });
+        }
+        if let Some(clock) = &self.clock {
+            clock.set_step(step);
+        }
+        Ok(())
     }
 
     /// The prune events so far.
@@ -451,7 +457,7 @@ impl Pruner {
             }
         }
         let amount = match schedule {
-            PruneSchedule::Gated { fraction, .. } => Amount::Fraction(fraction),
+            PruneSchedule::Gated { fraction, .. } => Amount::FractionOfAlive(fraction),
             PruneSchedule::OneShot { sparsity, .. } => Amount::Sparsity(sparsity),
             PruneSchedule::Gradual {
                 start,
@@ -546,22 +552,22 @@ impl Pruner {
         let alive: Vec<usize> = cands.iter().map(|c| c.alive()).collect();
         let total: usize = masked.iter().map(|p| p.numel()).sum();
         let alive_all: usize = alive.iter().sum();
-        let picks = match (amount, self.config.distribution) {
-            (Amount::Fraction(f), Distribution::Global) => {
+        let picks = match (amount, self.config.ranking) {
+            (Amount::FractionOfAlive(f), Ranking::Global) => {
                 select::global(&cands, (f * alive_all as f64).round() as usize)
             }
-            (Amount::Fraction(f), Distribution::LayerWise) => {
+            (Amount::FractionOfAlive(f), Ranking::LayerWise) => {
                 let k: Vec<usize> = alive
                     .iter()
                     .map(|a| (f * *a as f64).round() as usize)
                     .collect();
                 select::layer_wise(&cands, &k)
             }
-            (Amount::Sparsity(s), Distribution::Global) => {
+            (Amount::Sparsity(s), Ranking::Global) => {
                 let keep = ((1.0 - s) * total as f64).round() as usize;
                 select::global(&cands, alive_all.saturating_sub(keep))
             }
-            (Amount::Sparsity(s), Distribution::LayerWise) => {
+            (Amount::Sparsity(s), Ranking::LayerWise) => {
                 let k: Vec<usize> = masked
                     .iter()
                     .zip(&alive)

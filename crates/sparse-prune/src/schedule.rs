@@ -4,32 +4,47 @@
 use serde::{Deserialize, Serialize};
 use sparse_reg::ConfigError;
 
-/// The quality floor a gated prune must pass.
+/// The quality floor a gated prune must pass, on the validation metric.
+///
+/// ```
+/// use sparse_prune::Floor;
+///
+/// assert!(!Floor::Above(0.9).passes(0.9)); // the paper's gate: strictly q > Q
+/// assert!(Floor::AtLeast(0.9).passes(0.9)); // q >= Q
+/// assert!(!Floor::Below(2.5).passes(2.5)); // a loss: strictly below
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Floor {
     /// Prune only while the metric (an accuracy in `[0, 1]`, or any score scaled to it, such
-    /// as BLEU / 100) is strictly above this value.
+    /// as BLEU / 100) is strictly above this value: the paper's gate, `q > Q`.
+    Above(f64),
+    /// Prune only while the metric (an accuracy in `[0, 1]`) is at least this value (`q >= Q`).
     AtLeast(f64),
-    /// Prune only while the metric (a loss, perplexity or bits-per-char) is strictly below this.
-    AtMost(f64),
+    /// For a metric where lower is better (a loss, perplexity or bits per character): prune
+    /// only while it is strictly below this value. The quality floor is then a ceiling on the
+    /// metric.
+    Below(f64),
 }
 
 impl Floor {
     /// Whether `metric` passes the floor.
     pub fn passes(&self, metric: f64) -> bool {
         match *self {
-            Floor::AtLeast(q) => metric > q,
-            Floor::AtMost(q) => metric < q,
+            Floor::Above(q) => metric > q,
+            Floor::AtLeast(q) => metric >= q,
+            Floor::Below(q) => metric < q,
         }
     }
 
     fn validate(&self, field: &str) -> Result<(), ConfigError> {
         match *self {
-            Floor::AtLeast(q) if !(0.0..=1.0).contains(&q) => Err(ConfigError::new(
-                field,
-                format!("expected an accuracy floor in [0, 1], got {q}"),
-            )),
-            Floor::AtMost(q) if !(q.is_finite() && q > 0.0) => Err(ConfigError::new(
+            Floor::Above(q) | Floor::AtLeast(q) if !(0.0..=1.0).contains(&q) => {
+                Err(ConfigError::new(
+                    field,
+                    format!("expected an accuracy floor in [0, 1], got {q}"),
+                ))
+            }
+            Floor::Below(q) if !(q.is_finite() && q > 0.0) => Err(ConfigError::new(
                 field,
                 format!("expected a finite loss ceiling > 0, got {q}"),
             )),
@@ -42,11 +57,12 @@ impl Floor {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum PruneSchedule {
     /// The paper: every `every` optimizer steps, if the validation metric passes `floor`,
-    /// remove exactly `round(fraction * alive)` entries.
+    /// remove exactly `round(fraction * alive)` of the alive entries.
     Gated {
         /// `E`: steps between prune checks (the paper: 250).
         every: u64,
-        /// `p`: fraction of the alive entries removed per event (the paper: 0.04).
+        /// `p`: the fraction of the entries still alive (not of all entries) removed per event
+        /// (the paper: 0.04): `round(fraction * alive)` entries.
         fraction: f64,
         /// `Q`: the quality floor.
         floor: Floor,
@@ -228,12 +244,12 @@ mod tests {
     #[test]
     fn validation_messages() {
         assert_eq!(
-            err(gated(0, 0.04, Floor::AtLeast(0.9))),
+            err(gated(0, 0.04, Floor::Above(0.9))),
             "invalid PrunerConfig.schedule.every: expected a number of optimizer steps > 0, got 0"
         );
         for p in [0.0, 1.0, -0.1, f64::NAN] {
             assert_eq!(
-                err(gated(250, p, Floor::AtLeast(0.9))),
+                err(gated(250, p, Floor::Above(0.9))),
                 format!(
                     "invalid PrunerConfig.schedule.fraction: expected a fraction of alive entries \
                      in (0, 1), got {p}"
@@ -241,15 +257,18 @@ mod tests {
             );
         }
         for q in [1.5, -0.01] {
-            assert_eq!(
-                err(gated(250, 0.04, Floor::AtLeast(q))),
-                format!(
-                    "invalid PrunerConfig.schedule.floor: expected an accuracy floor in [0, 1], got {q}"
-                )
-            );
+            for floor in [Floor::Above(q), Floor::AtLeast(q)] {
+                assert_eq!(
+                    err(gated(250, 0.04, floor)),
+                    format!(
+                        "invalid PrunerConfig.schedule.floor: expected an accuracy floor in \
+                         [0, 1], got {q}"
+                    )
+                );
+            }
         }
         assert_eq!(
-            err(gated(250, 0.04, Floor::AtMost(0.0))),
+            err(gated(250, 0.04, Floor::Below(0.0))),
             "invalid PrunerConfig.schedule.floor: expected a finite loss ceiling > 0, got 0"
         );
         assert_eq!(
@@ -269,12 +288,12 @@ mod tests {
             }),
             "invalid PrunerConfig.schedule.end: expected a step after start (10), got 10"
         );
-        gated(250, 0.04, Floor::AtLeast(0.905)).validate().unwrap();
+        gated(250, 0.04, Floor::Above(0.905)).validate().unwrap();
     }
 
     #[test]
     fn due_steps() {
-        let g = gated(250, 0.04, Floor::AtLeast(0.9));
+        let g = gated(250, 0.04, Floor::Above(0.9));
         assert!(!g.is_due(0));
         assert!(!g.is_due(249));
         assert!(g.is_due(250));
@@ -301,10 +320,16 @@ mod tests {
     }
 
     #[test]
-    fn floors() {
-        assert!(Floor::AtLeast(0.9).passes(0.91));
-        assert!(!Floor::AtLeast(0.9).passes(0.9));
-        assert!(Floor::AtMost(2.0).passes(1.5));
-        assert!(!Floor::AtMost(2.0).passes(2.5));
+    fn floors_exactly_at_and_around_the_value() {
+        let q = 0.9;
+        assert!(Floor::Above(q).passes(0.91));
+        assert!(!Floor::Above(q).passes(q), "the paper's gate is strict");
+        assert!(!Floor::Above(q).passes(0.89));
+        assert!(Floor::AtLeast(q).passes(0.91));
+        assert!(Floor::AtLeast(q).passes(q), "AtLeast means >=");
+        assert!(!Floor::AtLeast(q).passes(0.89));
+        assert!(Floor::Below(2.0).passes(1.5));
+        assert!(!Floor::Below(2.0).passes(2.0), "strictly below");
+        assert!(!Floor::Below(2.0).passes(2.5));
     }
 }

@@ -6,6 +6,7 @@ mod common;
 use burn::module::Module;
 use burn::tensor::Device;
 use common::Mlp;
+use sparse_prune::Selection;
 use sparse_prune::{Amount, PruneSchedule, PrunerConfig, load_masked};
 
 fn mutate(bytes: &[u8], state: &mut u64) -> Vec<u8> {
@@ -37,10 +38,13 @@ fn corrupted_checkpoints_load_or_fail_by_name_never_panic() {
         at: 0,
         sparsity: 0.5,
     })
+    .with_params(Selection::All)
     .init()
     .unwrap();
     let model = pruner.attach(Mlp::new(6, 8, 3, &device)).unwrap();
-    let (model, _) = pruner.prune(model, 0, Amount::Fraction(0.5), None).unwrap();
+    let (model, _) = pruner
+        .prune(model, 0, Amount::FractionOfAlive(0.5), None)
+        .unwrap();
     let (good_model, good_state) = (dir.join("good.bpk"), dir.join("good.json"));
     model.save_file(&good_model).unwrap();
     pruner.save_state(&good_state).unwrap();
@@ -53,8 +57,9 @@ fn corrupted_checkpoints_load_or_fail_by_name_never_panic() {
     let (mut model_errors, mut state_errors) = (0, 0);
     for round in 0..300 {
         std::fs::write(&bad_model, mutate(&model_bytes, &mut seed)).unwrap();
-        let loaded =
-            std::panic::catch_unwind(|| load_masked(Mlp::new(6, 8, 3, &device), None, &bad_model));
+        let loaded = std::panic::catch_unwind(|| {
+            load_masked(Mlp::new(6, 8, 3, &device), &Selection::All, &bad_model)
+        });
         match loaded {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
@@ -68,6 +73,7 @@ fn corrupted_checkpoints_load_or_fail_by_name_never_panic() {
             at: 0,
             sparsity: 0.5,
         })
+        .with_params(Selection::All)
         .init()
         .unwrap();
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.load_state(&bad_state))) {

@@ -6,6 +6,7 @@ mod common;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::Device;
 use common::{Mlp, Task};
+use sparse_prune::Selection;
 use sparse_prune::{Floor, PruneSchedule, PrunerConfig, SparsityReport};
 use sparse_reg::{GammaSchedule, SelectiveDecayConfig};
 
@@ -52,13 +53,13 @@ fn hand_written_loop_reaches_90_percent_sparsity_within_one_point() {
     let mut pruner = PrunerConfig::new(PruneSchedule::Gated {
         every: 20,
         fraction: 0.1,
-        floor: Floor::AtLeast(dense_val - 0.005),
+        floor: Floor::Above(dense_val - 0.005),
     })
+    .with_params(Selection::All)
     .init()
-    .unwrap()
-    .with_decay_clock(decay.clock());
+    .unwrap();
     let mut model = pruner.attach(model).unwrap();
-    let mut optim = decay.init(&model).unwrap();
+    let mut optim = pruner.optimizer(decay, &model).unwrap();
 
     let mut best: Option<(f64, f64)> = None; // (sparsity, test accuracy) of the sparsest passing
     let mut step = 0u64;
@@ -68,7 +69,9 @@ fn hand_written_loop_reaches_90_percent_sparsity_within_one_point() {
             let grads = GradientsParams::from_grads(model.loss(x, y).backward(), &model);
             model = optim.step(1e-2, model, grads);
             step += 1;
-            let metric = pruner.is_due(step).then(|| val.accuracy(&model, &device));
+            let metric = pruner
+                .needs_metric(step)
+                .then(|| val.accuracy(&model, &device));
             // The checkpoint the metric was measured on is the model before this step's prune.
             if let Some(acc) = metric
                 && acc > dense_val - 0.005

@@ -10,9 +10,9 @@ use burn::optim::{
 };
 use burn::tensor::Device;
 use common::{Mlp, Task, weights};
+use sparse_prune::Selection;
 use sparse_prune::{
-    Amount, Floor, Masking, PruneError, PruneSchedule, Pruner, PrunerConfig, PruningHook,
-    SparsityReport, fold,
+    Amount, Floor, Masking, PruneError, PruneSchedule, Pruner, PrunerConfig, SparsityReport, fold,
 };
 use sparse_reg::{Coupling, FusedAdamConfig, FusedSgdConfig, SelectiveDecayConfig};
 
@@ -32,7 +32,7 @@ fn build<O: Optimizer>(
     if fused {
         pruner.optimizer(decay, model).unwrap()
     } else {
-        decay.init(model).unwrap()
+        decay.init_with_keep(model, vec![]).unwrap()
     }
 }
 
@@ -96,7 +96,8 @@ fn optimizers() -> Vec<(&'static str, MakeOptim)> {
         (
             "fused-sgd+decay on the weights only",
             Box::new(move |p: &mut Pruner, m: &Mlp, f| {
-                let config = decay().with_params(Some(ParamGroup::from_predicate("weight")));
+                let config =
+                    decay().with_params(Selection::Group(ParamGroup::from_predicate("weight")));
                 build(config, fused_sgdm(), p, m, f)
             }),
         ),
@@ -107,8 +108,9 @@ fn pruner(masking: Masking) -> Pruner {
     PrunerConfig::new(PruneSchedule::Gated {
         every: 5,
         fraction: 0.25,
-        floor: Floor::AtLeast(0.0),
+        floor: Floor::Above(0.0),
     })
+    .with_params(Selection::All)
     .with_masking(masking)
     .init()
     .unwrap()
@@ -137,7 +139,9 @@ fn train(
         if masking == Masking::InPlace {
             model = pruner.enforce(model);
         }
-        let metric = pruner.is_due(step).then(|| task.accuracy(&model, device));
+        let metric = pruner
+            .needs_metric(step)
+            .then(|| task.accuracy(&model, device));
         model = pruner.step(model, step, metric).unwrap().0;
     }
     assert_eq!(pruner.events().len(), 8);
@@ -240,35 +244,6 @@ fn a_step_without_enforce_is_an_error_that_says_what_to_call() {
 }
 
 #[test]
-fn the_hook_enforces_in_place_masks_even_while_pruning_is_off() {
-    let device = Device::flex().autodiff();
-    let task = Task::new(500, 8, 5);
-    let hook = PruningHook::new(pruner(Masking::InPlace), move |_: &Mlp| 1.0);
-    let mut model = hook
-        .with_pruner(|p| p.attach(Mlp::new(8, 16, 3, &device)))
-        .unwrap();
-    let mut optim = AdamConfig::new().init();
-    for step in 0..30usize {
-        if step == 20 {
-            hook.set_enabled(false);
-        }
-        let (x, y) = task.batch((step * 16) % 480, 16, &device);
-        let grads = GradientsParams::from_grads(model.loss(x, y).backward(), &model);
-        model = hook.after_step(optim.step(1e-2, model, grads));
-        assert_eq!(hook.error(), None);
-    }
-    assert_eq!(hook.events().len(), 4);
-    // Adam's moments keep moving the pruned bases; the hook sets them back every step.
-    let report = SparsityReport::of(&model);
-    let stored_zeros: usize = weights(&model)
-        .iter()
-        .map(|w| w.iter().filter(|x| **x == 0.0).count())
-        .sum();
-    assert!(report.sparsity() > 0.6);
-    assert!(stored_zeros as u64 >= report.params() - report.nonzeros());
-}
-
-#[test]
 fn in_place_masks_survive_save_and_load() {
     let device = Device::flex().autodiff();
     let task = Task::new(500, 8, 5);
@@ -329,5 +304,6 @@ fn pruner_config(masking: Masking) -> PrunerConfig {
         at: 1,
         sparsity: 0.5,
     })
+    .with_params(Selection::All)
     .with_masking(masking)
 }

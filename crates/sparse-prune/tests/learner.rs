@@ -1,11 +1,8 @@
-//! The method inside burn-train's `Learner`: SelectiveDecay is the Learner's optimizer and a
-//! PruningHook runs the gated schedule from `TrainStep::optimize`. The masks act in place and
-//! the optimizer comes from `Pruner::optimizer`: its step zeroes the pruned weights, the hook's
-//! `enforce` checks that it did.
+//! The method inside burn-train's `Learner`: the model is wrapped in `Sparse`, whose
+//! `TrainStep::optimize` runs `Sparsity::step` (the user's model keeps burn-train's default
+//! `optimize`). The masks act in place; the best model comes back from the wrapper.
 
 mod common;
-
-use std::sync::{Arc, Mutex};
 
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataloader::batcher::Batcher;
@@ -14,25 +11,25 @@ use burn::lr_scheduler::constant::ConstantLr;
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::{Linear, LinearConfig};
-use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use burn::train::logger::InMemoryMetricLogger;
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::renderer::CliMetricsRenderer;
 use burn::train::{
-    ClassificationOutput, InferenceStep, Learner, SupervisedTraining, TrainOutput, TrainStep,
+    ClassificationOutput, InferenceStep, Learner, LearnerModel, SupervisedTraining, TrainOutput,
+    TrainStep,
 };
 use common::Task;
-use sparse_prune::{Floor, Masking, PruneSchedule, PrunerConfig, PruningHook, SparsityReport};
+use sparse_prune::{
+    Floor, Masking, PruneSchedule, PrunerConfig, Selection, Sparse, SparsityConfig, SparsityReport,
+};
 use sparse_reg::{FusedAdamConfig, GammaSchedule, SelectiveDecayConfig};
 
 #[derive(Module, Debug)]
 struct Net {
     fc1: Linear,
     fc2: Linear,
-    #[module(skip)]
-    pruning: Option<PruningHook<Net>>,
 }
 
 impl Net {
@@ -57,21 +54,6 @@ impl TrainStep for Net {
     fn step(&self, b: Batch) -> TrainOutput<ClassificationOutput> {
         let item = self.classify(b);
         TrainOutput::new(self, item.loss.backward(), item)
-    }
-
-    // The one line that plugs pruning into the Learner.
-    fn optimize(
-        self,
-        optim: &mut ModuleOptimizer,
-        lr: ModuleLearningRate,
-        grads: GradientsParams,
-    ) -> Self {
-        let hook = self.pruning.clone();
-        let model = optim.step(lr, self, grads);
-        match hook {
-            Some(hook) => hook.after_step(model),
-            None => model,
-        }
     }
 }
 
@@ -118,14 +100,19 @@ fn accuracy(model: &Net, t: &Task, device: &Device) -> f64 {
     correct as f64 / t.len() as f64
 }
 
-fn fit(
-    model: Net,
+fn fit<M>(
+    model: M,
     optim: ModuleOptimizer,
     train: &Task,
     val: &Task,
     epochs: usize,
     dir: &std::path::Path,
-) -> Net {
+) -> M
+where
+    M: LearnerModel
+        + TrainStep<Input = Batch, Output = ClassificationOutput>
+        + InferenceStep<Input = Batch, Output = ClassificationOutput>,
+{
     let dl_train = DataLoaderBuilder::new(Rows)
         .batch_size(50)
         .shuffle(1)
@@ -160,69 +147,45 @@ fn learner_reaches_90_percent_sparsity_within_one_point() {
     let model = Net {
         fc1: LinearConfig::new(20, 64).init(&device),
         fc2: LinearConfig::new(64, 3).init(&device),
-        pruning: None,
     };
     let dense = fit(model, AdamConfig::new().init(), &train, &val, 8, &dir);
     let dense_val = accuracy(&dense, &val, &plain);
     let dense_test = accuracy(&dense, &test, &plain);
     assert!(dense_test > 0.9, "dense model trained: {dense_test}");
 
-    // The method: the decay is the Learner's optimizer, the hook prunes from `optimize`.
+    // The method: three lines (the configuration, init, the wrapper).
     let floor = dense_val - 0.01;
-    let decay = SelectiveDecayConfig::new()
-        .with_gamma(1e-3)
-        .with_schedule(GammaSchedule::Linear { steps: 40 })
-        .build(FusedAdamConfig::new().build().unwrap())
-        .unwrap();
-    let mut pruner = PrunerConfig::new(PruneSchedule::Gated {
+    let schedule = PruneSchedule::Gated {
         every: 20,
         fraction: 0.1,
-        floor: Floor::AtLeast(floor),
-    })
-    .with_masking(Masking::InPlace)
-    .init()
-    .unwrap()
-    .with_decay_clock(decay.clock());
-    let model = pruner.attach(dense.train()).unwrap();
-    let optim = pruner.optimizer(decay, &model).unwrap();
-    // The evaluator measures the gate and keeps the sparsest model above the floor.
-    let best: Arc<Mutex<Option<(f64, Net)>>> = Arc::default();
-    let (val2, best2, plain2) = (Task::new(1000, 20, 2), best.clone(), plain.clone());
-    let hook = PruningHook::new(pruner, move |m: &Net| {
-        let acc = accuracy(m, &val2, &plain2);
-        if acc > floor {
-            let s = SparsityReport::of(m).sparsity();
-            let mut best = best2.lock().unwrap();
-            if best.as_ref().is_none_or(|(b, _)| s > *b) {
-                *best = Some((s, m.clone()));
-            }
-        }
-        acc
-    });
-    let model = Net {
-        pruning: Some(hook.clone()),
-        ..model
+        floor: Floor::Above(floor),
     };
+    let config = SparsityConfig::new(PrunerConfig::new(schedule).with_masking(Masking::InPlace))
+        .with_decay(SelectiveDecayConfig::new().with_schedule(GammaSchedule::Linear { steps: 40 }))
+        .with_keep_best(true)
+        .select(Selection::All);
+    let (model, optim, sparsity) = config.init(dense.train(), FusedAdamConfig::new()).unwrap();
+    let val2 = Task::new(1000, 20, 2);
+    let model = Sparse::new(model, sparsity, move |m: &Net| {
+        accuracy(m, &val2, &Device::flex())
+    });
     let last = fit(model, optim, &train, &val, 40, &dir);
-    assert!(hook.error().is_none(), "{:?}", hook.error());
-    assert!(
-        hook.events().len() > 10,
-        "the Learner drove the pruner: {} events",
-        hook.events().len()
-    );
-    assert_eq!(hook.step(), 40 * 40, "one count per optimizer step");
-    assert!(SparsityReport::of(&last).sparsity() > 0.5);
 
-    let (sparsity, best) = best
-        .lock()
-        .unwrap()
-        .take()
-        .expect("a model passed the floor");
-    let acc = accuracy(&best, &test, &plain);
-    println!(
-        "Learner: dense test {dense_test:.4}; sparsest passing {sparsity:.4} at test {acc:.4}"
+    assert!(last.error().is_none(), "{:?}", last.error());
+    assert!(
+        last.events().len() > 10,
+        "the Learner drove the pruner: {} events",
+        last.events().len()
     );
-    assert!(sparsity >= 0.9, "sparsity {sparsity}");
+    assert_eq!(last.steps(), 40 * 40, "one count per optimizer step");
+    assert!(SparsityReport::of(&last.model).sparsity() > 0.5);
+    let best = last.best().expect("a model passed the floor");
+    let acc = accuracy(&best.model, &test, &plain);
+    println!(
+        "Learner: dense test {dense_test:.4}; sparsest passing {:.4} at test {acc:.4}",
+        best.sparsity
+    );
+    assert!(best.sparsity >= 0.9, "sparsity {}", best.sparsity);
     assert!(
         acc >= dense_test - 0.01,
         "test accuracy {acc} vs dense {dense_test}"

@@ -8,9 +8,9 @@ use burn::optim::{
 };
 use burn::tensor::Device;
 use common::{Mlp, Task, weights};
+use sparse_prune::Selection;
 use sparse_prune::{
-    Amount, MaskInit, PruneError, PruneSchedule, PrunerConfig, SparsityReport, attach_masks,
-    count_masks, fold, load_masked,
+    Amount, PruneError, PruneSchedule, PrunerConfig, SparsityReport, count_masks, fold, load_masked,
 };
 use sparse_reg::SelectiveDecayConfig;
 
@@ -20,6 +20,7 @@ fn pruned_mlp(device: &Device) -> (Mlp, Vec<Vec<bool>>) {
         at: 0,
         sparsity: 0.6,
     })
+    .with_params(Selection::All)
     .init()
     .unwrap();
     let model = pruner.attach(model).unwrap();
@@ -97,7 +98,7 @@ fn no_optimizer_revives_a_pruned_entry_even_across_save_and_load() {
         let file = dir.join(format!("{name}.bpk"));
         model.clone().save_file(&file).unwrap();
         optim.save(dir.join(format!("{name}.optim"))).unwrap();
-        let loaded = load_masked(Mlp::new(8, 16, 3, &device), None, &file).unwrap();
+        let loaded = load_masked(Mlp::new(8, 16, 3, &device), &Selection::All, &file).unwrap();
         assert_eq!(
             weights(&loaded),
             weights(&model),
@@ -123,7 +124,7 @@ fn checkpoint_mismatches_are_clear_errors() {
     std::fs::create_dir_all(&dir).unwrap();
     let dense = dir.join("dense.bpk");
     Mlp::new(8, 16, 3, &device).save_file(&dense).unwrap();
-    let err = load_masked(Mlp::new(8, 16, 3, &device), None, &dense).unwrap_err();
+    let err = load_masked(Mlp::new(8, 16, 3, &device), &Selection::All, &dense).unwrap_err();
     let msg = err.to_string();
     assert!(
         msg.starts_with(&format!(
@@ -134,45 +135,56 @@ fn checkpoint_mismatches_are_clear_errors() {
     );
 
     let masked = dir.join("masked.bpk");
-    let (m, _) = attach_masks(Mlp::new(8, 16, 3, &device), None, MaskInit::AllAlive).unwrap();
+    let m = all_pruner().attach(Mlp::new(8, 16, 3, &device)).unwrap();
     m.save_file(&masked).unwrap();
     assert!(
         Mlp::new(8, 16, 3, &device).try_load_file(&masked).is_err(),
         "masked into unmasked"
     );
-    let wrong_shape = load_masked(Mlp::new(8, 32, 3, &device), None, &masked).unwrap_err();
+    let wrong_shape =
+        load_masked(Mlp::new(8, 32, 3, &device), &Selection::All, &masked).unwrap_err();
     assert!(matches!(wrong_shape, PruneError::File { .. }));
-    let missing = load_masked(Mlp::new(8, 16, 3, &device), None, dir.join("nope.bpk")).unwrap_err();
+    let missing = load_masked(
+        Mlp::new(8, 16, 3, &device),
+        &Selection::All,
+        dir.join("nope.bpk"),
+    )
+    .unwrap_err();
     assert!(missing.to_string().contains("nope.bpk"));
     std::fs::remove_dir_all(&dir).ok();
 }
 
-#[test]
-fn masks_from_zeros_continue_from_a_folded_checkpoint() {
-    let device = Device::flex();
-    let (model, zeros) = pruned_mlp(&device);
-    let alive_before = SparsityReport::of(&model).nonzeros();
-    let folded = fold(model);
-    let (again, n) = attach_masks(folded, None, MaskInit::FromZeros).unwrap();
-    assert_eq!(n, 4);
-    let report = SparsityReport::of(&again);
-    assert_eq!(report.nonzeros(), alive_before);
-    let pruned: usize = zeros.iter().map(|z| z.iter().filter(|x| **x).count()).sum();
-    assert_eq!(report.params() - report.nonzeros(), pruned as u64);
+/// A pruner with the paper's selection (every float parameter).
+fn all_pruner() -> sparse_prune::Pruner {
+    PrunerConfig::new(PruneSchedule::OneShot {
+        at: 1,
+        sparsity: 0.5,
+    })
+    .with_params(Selection::All)
+    .init()
+    .unwrap()
 }
 
 #[test]
-fn attaching_twice_or_selecting_nothing_is_an_error() {
+fn attaching_twice_takes_the_masks_over_and_selecting_nothing_is_an_error() {
     let device = Device::flex();
-    let (m, _) = attach_masks(Mlp::new(4, 4, 2, &device), None, MaskInit::AllAlive).unwrap();
-    let err = attach_masks(m, None, MaskInit::AllAlive).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "invalid masks: the model already has pruning masks; attach them once"
-    );
+    let (model, zeros) = pruned_mlp(&device);
+    let before = SparsityReport::of(&model);
+    let again = all_pruner().attach(model).unwrap();
+    assert_eq!(count_masks(&again), 4, "the same masks, not a second set");
+    assert_eq!(SparsityReport::of(&again), before);
+    let pruned: usize = zeros.iter().map(|z| z.iter().filter(|x| **x).count()).sum();
+    assert_eq!(before.params() - before.nonzeros(), pruned as u64);
     let group = burn::module::ParamGroup::from_regex("^conv").unwrap();
-    let err =
-        attach_masks(Mlp::new(4, 4, 2, &device), Some(&group), MaskInit::AllAlive).unwrap_err();
+    let err = PrunerConfig::new(PruneSchedule::OneShot {
+        at: 1,
+        sparsity: 0.5,
+    })
+    .with_params(Selection::Group(group))
+    .init()
+    .unwrap()
+    .attach(Mlp::new(4, 4, 2, &device))
+    .unwrap_err();
     assert_eq!(
         err.to_string(),
         "invalid PrunerConfig.params: the selection matches no float parameter of the model (its \
@@ -188,7 +200,7 @@ fn report_counts_masked_and_unmasked_parameters() {
         at: 0,
         sparsity: 0.5,
     })
-    .with_params(Some(group))
+    .with_params(Selection::Group(group))
     .init()
     .unwrap();
     let model = pruner.attach(Mlp::new(10, 10, 2, &device)).unwrap();
@@ -228,7 +240,8 @@ fn batch_norm_running_statistics_are_neither_masked_nor_counted() {
     let device = Device::flex().autodiff();
     let bn = burn::nn::BatchNormConfig::new(4).init(&device);
     // Burn visits running_mean / running_var like float parameters; they are buffers.
-    let (bn, n) = attach_masks(bn, None, MaskInit::AllAlive).unwrap();
+    let bn = all_pruner().attach(bn).unwrap();
+    let n = count_masks(&bn);
     assert_eq!(n, 2, "gamma and beta only");
     let report = SparsityReport::of(&bn);
     assert_eq!(report.params(), 8);
@@ -236,6 +249,7 @@ fn batch_norm_running_statistics_are_neither_masked_nor_counted() {
         at: 0,
         sparsity: 0.5,
     })
+    .with_params(Selection::All)
     .init()
     .unwrap();
     let bn = fold(bn);
@@ -273,13 +287,14 @@ fn the_cached_keep_mask_follows_every_change_of_the_masks() {
     let fresh = |m: &Mlp, name: &str| {
         let file = dir.join(format!("{name}.bpk"));
         m.clone().save_file(&file).unwrap();
-        let loaded = load_masked(Mlp::new(8, 16, 3, &device), None, &file).unwrap();
+        let loaded = load_masked(Mlp::new(8, 16, 3, &device), &Selection::All, &file).unwrap();
         (out(&loaded), file)
     };
     let mut pruner = PrunerConfig::new(PruneSchedule::OneShot {
         at: 0,
         sparsity: 0.3,
     })
+    .with_params(Selection::All)
     .init()
     .unwrap();
     let model = pruner.attach(Mlp::new(8, 16, 3, &device)).unwrap();

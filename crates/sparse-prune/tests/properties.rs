@@ -11,6 +11,7 @@ use burn::optim::{
 use burn::tensor::Device;
 use common::{Mlp, Task, weights};
 use proptest::prelude::*;
+use sparse_prune::Selection;
 use sparse_prune::{Amount, PruneSchedule, PrunerConfig, SparsityReport};
 use sparse_reg::SelectiveDecayConfig;
 
@@ -56,7 +57,7 @@ proptest! {
         let device = Device::flex().autodiff();
         device.seed(seed);
         let task = Task::new(64, inputs, seed);
-        let mut pruner = PrunerConfig::new(PruneSchedule::OneShot { at: 0, sparsity: 0.5 })
+        let mut pruner = PrunerConfig::new(PruneSchedule::OneShot { at: 0, sparsity: 0.5 }).with_params(Selection::All)
             .init()
             .unwrap();
         let mut model = pruner.attach(Mlp::new(inputs, hidden, 3, &device)).unwrap();
@@ -64,7 +65,7 @@ proptest! {
         let mut alive = SparsityReport::of(&model).nonzeros();
         for (round, fraction) in fractions.iter().enumerate() {
             let (m, _) = pruner
-                .prune(model, round as u64, Amount::Fraction(*fraction), None)
+                .prune(model, round as u64, Amount::FractionOfAlive(*fraction), None)
                 .unwrap();
             model = m;
             let pruned = zeros(&model);

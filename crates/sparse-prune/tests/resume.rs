@@ -7,6 +7,7 @@ use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::Device;
 use common::{Mlp, Task, weights};
+use sparse_prune::Selection;
 use sparse_prune::{Floor, PruneSchedule, Pruner, PrunerConfig, load_masked};
 use sparse_reg::{GammaSchedule, SelectiveDecay, SelectiveDecayConfig};
 
@@ -19,11 +20,11 @@ fn setup() -> (SelectiveDecay<burn::optim::Adam>, Pruner) {
     let pruner = PrunerConfig::new(PruneSchedule::Gated {
         every: 10,
         fraction: 0.2,
-        floor: Floor::AtLeast(0.0),
+        floor: Floor::Above(0.0),
     })
+    .with_params(Selection::All)
     .init()
-    .unwrap()
-    .with_decay_clock(decay.clock());
+    .unwrap();
     (decay, pruner)
 }
 
@@ -40,7 +41,7 @@ fn run(
         let grads = GradientsParams::from_grads(model.loss(x, y).backward(), &model);
         model = optim.step(1e-2, model, grads);
         let metric = pruner
-            .is_due(step + 1)
+            .needs_metric(step + 1)
             .then(|| task.accuracy(&model, device));
         model = pruner.step(model, step + 1, metric).unwrap().0;
     }
@@ -59,14 +60,14 @@ fn n_steps_save_load_n_steps_equals_2n_steps() {
     // Uninterrupted: 2N = 50 steps (prunes at 10, 20, 30, 40, 50; resume point 25 is mid-schedule).
     let (decay, mut pruner) = setup();
     let model = pruner.attach(init.clone()).unwrap();
-    let mut optim = decay.init(&model).unwrap();
+    let mut optim = pruner.optimizer(decay, &model).unwrap();
     let straight = run(model, &mut optim, &mut pruner, &task, 0..50, &device);
     let straight_events = pruner.events().to_vec();
 
     // Interrupted: 25 steps, save everything, load into fresh objects, 25 more.
     let (decay, mut pruner) = setup();
     let model = pruner.attach(init.clone()).unwrap();
-    let mut optim = decay.init(&model).unwrap();
+    let mut optim = pruner.optimizer(decay, &model).unwrap();
     let half = run(model, &mut optim, &mut pruner, &task, 0..25, &device);
     half.save_file(dir.join("model.bpk")).unwrap();
     optim.save(dir.join("optim.bpk")).unwrap();
@@ -75,9 +76,15 @@ fn n_steps_save_load_n_steps_equals_2n_steps() {
 
     let (decay, mut pruner) = setup();
     let clock = decay.clock();
-    let model = load_masked(Mlp::new(8, 16, 3, &device), None, dir.join("model.bpk")).unwrap();
-    let mut optim = decay
-        .init(&model)
+    let model = load_masked(
+        Mlp::new(8, 16, 3, &device),
+        &Selection::All,
+        dir.join("model.bpk"),
+    )
+    .unwrap();
+    let model = pruner.attach(model).unwrap(); // taken over: pruning continues
+    let mut optim = pruner
+        .optimizer(decay, &model)
         .unwrap()
         .load(dir.join("optim.bpk"))
         .unwrap();

@@ -4,15 +4,17 @@ mod common;
 
 use burn::tensor::Device;
 use common::Mlp;
-use sparse_prune::{Distribution, Floor, PruneError, PruneSchedule, PrunerConfig, SparsityReport};
+use sparse_prune::Selection;
+use sparse_prune::{Floor, PruneError, PruneSchedule, PrunerConfig, Ranking, SparsityReport};
 use sparse_reg::{GammaSchedule, SelectiveDecayConfig};
 
 fn gated(p: f64) -> PrunerConfig {
     PrunerConfig::new(PruneSchedule::Gated {
         every: 10,
         fraction: p,
-        floor: Floor::AtLeast(0.5),
+        floor: Floor::Above(0.5),
     })
+    .with_params(Selection::All)
 }
 
 #[test]
@@ -24,10 +26,10 @@ fn n_gated_prunes_leave_exactly_the_expected_alive_count_and_masks_only_shrink()
     let mut alive = total as u64;
     let mut previous: Option<Vec<bool>> = None;
     for step in 1..=200u64 {
-        let metric = pruner.is_due(step).then_some(0.9);
+        let metric = pruner.needs_metric(step).then_some(0.9);
         let (m, event) = pruner.step(model, step, metric).unwrap();
         model = m;
-        if pruner.is_due(step) {
+        if pruner.needs_metric(step) {
             let e = event.expect("due and above the floor");
             alive -= (0.04 * alive as f64).round() as u64;
             assert_eq!(e.alive, alive, "step {step}");
@@ -72,7 +74,7 @@ fn the_floor_gates_pruning_and_a_missing_metric_is_an_error() {
     assert_eq!(
         err.to_string(),
         "the gated prune at step 30 needs the validation metric: pass Some(metric) when \
-         Pruner::is_due(step) is true"
+         Pruner::needs_metric(step) is true"
     );
     let err = pruner.step(model, 30, Some(f64::NAN)).unwrap_err();
     assert_eq!(
@@ -87,8 +89,9 @@ fn a_loss_ceiling_gates_lower_is_better_metrics() {
     let mut pruner = PrunerConfig::new(PruneSchedule::Gated {
         every: 5,
         fraction: 0.5,
-        floor: Floor::AtMost(2.0),
+        floor: Floor::Below(2.0),
     })
+    .with_params(Selection::All)
     .init()
     .unwrap();
     let model = pruner.attach(Mlp::new(4, 4, 2, &device)).unwrap();
@@ -105,11 +108,12 @@ fn prune_events_reset_the_decay_clock() {
         .with_schedule(GammaSchedule::Linear { steps: 10 })
         .build(burn::optim::SgdConfig::new().build())
         .unwrap();
-    let mut pruner = gated(0.1).init().unwrap().with_decay_clock(decay.clock());
+    let mut pruner = gated(0.1).init().unwrap();
     let mut model = pruner.attach(Mlp::new(4, 4, 2, &device)).unwrap();
+    let _optim = pruner.optimizer(decay.clone(), &model).unwrap(); // wires the clock
     let mut gammas = vec![];
     for step in 1..=25u64 {
-        let metric = pruner.is_due(step).then_some(0.9);
+        let metric = pruner.needs_metric(step).then_some(0.9);
         model = pruner.step(model, step, metric).unwrap().0;
         gammas.push(decay.gamma());
     }
@@ -121,8 +125,13 @@ fn prune_events_reset_the_decay_clock() {
     // Saved and restored with the pruner.
     let state = pruner.state();
     assert_eq!(state.clock.unwrap().reset_at, 20);
-    let clock2 = sparse_reg::DecayClock::default();
-    let mut p2 = gated(0.1).init().unwrap().with_decay_clock(clock2.clone());
+    let decay2 = SelectiveDecayConfig::new()
+        .build(burn::optim::SgdConfig::new().build())
+        .unwrap();
+    let clock2 = decay2.clock();
+    let mut p2 = gated(0.1).init().unwrap();
+    let m2 = p2.attach(Mlp::new(4, 4, 2, &device)).unwrap();
+    let _optim = p2.optimizer(decay2, &m2).unwrap();
     p2.restore(state.clone());
     assert_eq!(clock2.state(), state.clock.unwrap());
     assert_eq!(p2.events(), pruner.events());
@@ -135,7 +144,8 @@ fn layer_wise_prunes_each_tensor_by_the_same_fraction_and_min_density_is_kept() 
         at: 1,
         sparsity: 0.8,
     })
-    .with_distribution(Distribution::LayerWise)
+    .with_params(Selection::All)
+    .with_ranking(Ranking::LayerWise)
     .init()
     .unwrap();
     let model = pruner.attach(Mlp::new(10, 10, 5, &device)).unwrap();
@@ -149,6 +159,7 @@ fn layer_wise_prunes_each_tensor_by_the_same_fraction_and_min_density_is_kept() 
         at: 1,
         sparsity: 0.95,
     })
+    .with_params(Selection::All)
     .with_min_density(0.5)
     .init()
     .unwrap();
@@ -173,6 +184,7 @@ fn gradual_schedule_reaches_its_final_sparsity() {
         initial_sparsity: 0.0,
         final_sparsity: 0.9,
     })
+    .with_params(Selection::All)
     .init()
     .unwrap();
     let mut model = pruner.attach(Mlp::new(10, 10, 5, &device)).unwrap();
@@ -200,6 +212,7 @@ fn criteria_that_need_gradients_say_so() {
         at: 1,
         sparsity: 0.5,
     })
+    .with_params(Selection::All)
     .with_criterion(sparse_prune::CriterionConfig::Saliency)
     .init()
     .unwrap();
@@ -226,8 +239,9 @@ fn config_validation_messages() {
         err(PrunerConfig::new(PruneSchedule::Gated {
             every: 1,
             fraction: 0.1,
-            floor: Floor::AtLeast(90.5)
-        })),
+            floor: Floor::Above(90.5)
+        })
+        .with_params(Selection::All)),
         "invalid PrunerConfig.schedule.floor: expected an accuracy floor in [0, 1], got 90.5"
     );
 }

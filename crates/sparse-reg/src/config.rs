@@ -1,11 +1,13 @@
 //! [`SelectiveDecayConfig`]: the configuration of the selective weight decay.
 
 use burn::config::Config;
-use burn::module::{Module, ParamGroup};
+use burn::module::Module;
 use burn::optim::{ModuleOptimizer, Optimizer};
 use serde::{Deserialize, Serialize};
 
-use crate::{ConfigError, DecayClock, GammaSchedule, Relevance, SelectiveDecay};
+use crate::{
+    ConfigError, DecayClock, GammaSchedule, InnerOptimizer, Relevance, Selection, SelectiveDecay,
+};
 
 /// Which penalty the decay is the gradient of.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,16 +39,19 @@ pub enum Coupling {
 /// use burn::optim::AdamConfig;
 /// use burn::nn::LinearConfig;
 /// use burn::tensor::Device;
-/// use sparse_reg::{GammaSchedule, Relevance, SelectiveDecayConfig};
+/// use sparse_reg::{Relevance, SelectiveDecayConfig};
 ///
 /// let model = LinearConfig::new(4, 2).init(&Device::flex().autodiff());
 /// let optim = SelectiveDecayConfig::new()
 ///     .with_gamma(1e-3)
 ///     .with_relevance(Relevance::Exp { alpha: 1.0 })
-///     .init(AdamConfig::new().build(), &model)
+///     .init(AdamConfig::new(), &model)
 ///     .unwrap();
 /// # let _ = optim;
 /// ```
+///
+/// With pruning (and a gamma that fades after each prune event), sparse-prune's
+/// `SparsityConfig::init` builds the decay, its clock and the masks together.
 #[derive(Config, Debug)]
 pub struct SelectiveDecayConfig {
     /// Decay strength `gamma0` (the paper: 1e-3 for LeNet-5 with Adam). `0` disables the decay.
@@ -64,9 +69,10 @@ pub struct SelectiveDecayConfig {
     /// Coupled with the gradient (the paper) or applied after the inner step (LOBSTER).
     #[config(default = "Coupling::Coupled")]
     pub coupling: Coupling,
-    /// The parameters the decay applies to; `None` (the default, as in the paper) means every
-    /// parameter. The other parameters get the bare inner optimizer.
-    pub params: Option<ParamGroup>,
+    /// The parameters the decay applies to: the weights of rank >= 2 by default,
+    /// [`Selection::All`] in the paper. The other parameters get the bare inner optimizer.
+    #[config(default = "Selection::Weights")]
+    pub params: Selection,
 }
 
 impl SelectiveDecayConfig {
@@ -85,26 +91,38 @@ impl SelectiveDecayConfig {
         Ok(())
     }
 
-    /// Validate and wrap the per-tensor optimizer `inner` (SGD, Adam, AdamW, RMSProp, ...).
-    ///
-    /// The wrapper owns a fresh [`DecayClock`]; get it with [`SelectiveDecay::clock`] to drive
-    /// a [`GammaSchedule::Linear`] schedule.
+    /// Validate and wrap the per-tensor optimizer `inner`: the bare [`SelectiveDecay`], for
+    /// advanced use (a parameter group of a hand-built `ModuleOptimizer`, or a loop that drives
+    /// [`SelectiveDecay::clock`] itself).
     pub fn build<O: Optimizer>(&self, inner: O) -> Result<SelectiveDecay<O>, ConfigError> {
         self.validate()?;
         Ok(SelectiveDecay::new(self, inner, DecayClock::default()))
     }
 
-    /// Validate, wrap `inner` and return a [`ModuleOptimizer`] for `model`, the type Burn's
-    /// training loops and burn-train's `Learner` take. Parameters outside
-    /// [`params`](Self::params) get the bare `inner`.
+    /// Validate, wrap `inner` (a Burn optimizer or its configuration, see [`InnerOptimizer`])
+    /// and return a [`ModuleOptimizer`] for `model`, the type Burn's training loops and
+    /// burn-train's `Learner` take. Parameters outside [`params`](Self::params) get the bare
+    /// `inner`.
     ///
-    /// Errors when `params` selects no float parameter of `model`.
-    pub fn init<O: Optimizer, M: Module>(
+    /// Errors when `params` selects no float parameter of `model`, and for a
+    /// [`GammaSchedule::Linear`] schedule: it fades from prune events, which only a pruner
+    /// sees (sparse-prune's `SparsityConfig::init` wires it; without one gamma would never
+    /// fade).
+    pub fn init<C: InnerOptimizer, M: Module>(
         &self,
-        inner: O,
+        inner: C,
         model: &M,
     ) -> Result<ModuleOptimizer, ConfigError> {
-        self.build(inner)?.init(model)
+        if let GammaSchedule::Linear { .. } = self.schedule {
+            return Err(ConfigError::new(
+                "SelectiveDecayConfig.schedule",
+                "GammaSchedule::Linear fades gamma after each prune event and needs the pruner \
+                 to drive its clock: use sparse_prune::SparsityConfig::init, or \
+                 GammaSchedule::Constant",
+            ));
+        }
+        self.build(inner.into_optimizer()?)?
+            .init_with_keep(model, vec![])
     }
 }
 
@@ -123,7 +141,7 @@ mod tests {
         assert_eq!(c.relevance, Relevance::Exp { alpha: 1.0 });
         assert_eq!(c.penalty, Penalty::L2);
         assert_eq!(c.coupling, Coupling::Coupled);
-        assert!(c.params.is_none());
+        assert!(matches!(c.params, Selection::Weights));
         c.validate().unwrap();
     }
 

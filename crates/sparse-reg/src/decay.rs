@@ -11,7 +11,7 @@ use burn::tensor::{Device, Tensor};
 use crate::kernel::DecayTerm;
 use crate::{
     ConfigError, Coupling, DecayClock, FusedAdam, FusedSgd, FusedSgdState, GammaSchedule, KeepSlot,
-    Penalty, Relevance, SelectiveDecayConfig, select_params,
+    Penalty, Relevance, Selection, SelectiveDecayConfig,
 };
 
 /// Any per-tensor Burn [`Optimizer`] with the relevance-weighted weight decay in front of it.
@@ -30,8 +30,7 @@ use crate::{
 ///
 /// let device = Device::flex().autodiff();
 /// let mut model: Linear = LinearConfig::new(8, 1).init(&device);
-/// let decay = SelectiveDecayConfig::new().with_gamma(1e-2).build(SgdConfig::new().build()).unwrap();
-/// let mut optim = decay.init(&model).unwrap();
+/// let mut optim = SelectiveDecayConfig::new().with_gamma(1e-2).init(SgdConfig::new(), &model).unwrap();
 /// for _ in 0..3 {
 ///     let x = Tensor::<2>::random([16, 8], Distribution::Default, &device);
 ///     let loss = model.forward(x).powi_scalar(2).mean();
@@ -47,7 +46,7 @@ pub struct SelectiveDecay<O> {
     schedule: GammaSchedule,
     penalty: Penalty,
     coupling: Coupling,
-    params: Option<ParamGroup>,
+    params: Selection,
     clock: DecayClock,
     /// The keep-mask of the one parameter this instance steps (see [`KeepSlot`]).
     keep: Option<KeepSlot>,
@@ -92,31 +91,20 @@ impl<O: Optimizer> SelectiveDecay<O> {
 
     /// A [`ModuleOptimizer`] for `model`: selected parameters get the decay, the others the
     /// bare inner optimizer. Errors when the selection matches no float parameter of `model`.
-    pub fn init<M: Module>(self, model: &M) -> Result<ModuleOptimizer, ConfigError> {
-        match self.params.clone() {
-            None => Ok(ModuleOptimizer::from(self)),
-            Some(group) => {
-                if select_params(model, Some(&group)).is_empty() {
-                    let all: Vec<String> = crate::float_params(model)
-                        .into_iter()
-                        .map(|p| p.path)
-                        .collect();
-                    return Err(ConfigError::new(
-                        "SelectiveDecayConfig.params",
-                        format!(
-                            "the selection matches no float parameter of the model (its \
-                             parameters: {})",
-                            all.join(", ")
-                        ),
-                    ));
-                }
+    fn init<M: Module>(self, model: &M) -> Result<ModuleOptimizer, ConfigError> {
+        let group = self.params.group(model, "SelectiveDecayConfig.params")?;
+        match self.params {
+            Selection::All => Ok(ModuleOptimizer::from(self)),
+            _ => {
                 let bare = self.inner.clone();
                 Ok(ModuleOptimizer::from(bare).with_group(group, self, None))
             }
         }
     }
 
-    /// Like [`init`](Self::init), and each parameter named in `keeps` (by its dotted path, as
+    /// A [`ModuleOptimizer`] for `model` (what
+    /// [`SelectiveDecayConfig::init`](crate::SelectiveDecayConfig::init) returns) in which each
+    /// parameter named in `keeps` (by its dotted path, as
     /// [`float_params`](crate::float_params) lists it) gets its own instance that sets the
     /// entries its [`KeepSlot`] marks pruned to 0 at the end of every step, inside the fused
     /// optimizers' pass (see [`KeepSlot`]). Parameters outside the decay's selection get the
@@ -164,10 +152,7 @@ impl<O: Optimizer> SelectiveDecay<O> {
                     ),
                 ));
             };
-            let decayed = self
-                .params
-                .as_ref()
-                .is_none_or(|g| g.matches(&param.id, Some(&param.path)));
+            let decayed = self.params.matches(param);
             let mut one = self.clone();
             if !decayed {
                 one.gamma0 = 0.0;

@@ -14,7 +14,7 @@ use std::fmt;
 ///     "invalid SelectiveDecayConfig.gamma: expected a finite number >= 0, got -1"
 /// );
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ConfigError {
     /// The field, as `Struct.field[.sub]`.
     pub field: String,
@@ -59,6 +59,13 @@ impl ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "invalid {}: {}", self.field, self.message)
+    }
+}
+
+/// The message, so that `.unwrap()` and `.expect()` print what to fix.
+impl fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 

@@ -1,6 +1,6 @@
 //! Listing a module's float parameters with their paths, and matching them to a [`ParamGroup`].
 
-use burn::module::{Module, ModuleVisitor, Param, ParamGroup, ParamId};
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::tensor::Tensor;
 
 /// One float parameter of a module: its dotted path (`fc1.weight`), id and shape.
@@ -58,14 +58,6 @@ pub fn is_running_statistic(path: &str) -> bool {
         path.rsplit('.').next(),
         Some("running_mean" | "running_var")
     )
-}
-
-/// The float parameters of `module` that `group` selects (`None` selects all).
-pub fn select_params<M: Module>(module: &M, group: Option<&ParamGroup>) -> Vec<ParamInfo> {
-    float_params(module)
-        .into_iter()
-        .filter(|p| group.is_none_or(|g| g.matches(&p.id, Some(&p.path))))
-        .collect()
 }
 
 #[derive(Default)]

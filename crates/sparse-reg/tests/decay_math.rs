@@ -8,7 +8,7 @@ use burn::optim::{
     momentum::MomentumConfig,
 };
 use burn::tensor::{Device, Tensor, TensorData};
-use sparse_reg::{Coupling, GammaSchedule, Penalty, Relevance, SelectiveDecayConfig};
+use sparse_reg::{Coupling, GammaSchedule, Penalty, Relevance, Selection, SelectiveDecayConfig};
 
 fn t(values: &[f32]) -> Tensor<1> {
     Tensor::from_data(TensorData::from(values), &Device::flex())
@@ -220,36 +220,54 @@ fn gamma_zero_is_bit_for_bit_the_inner_optimizer() {
     );
 }
 
+/// The decay wraps Burn's optimizers, and changes what each of them does: the same training
+/// with gamma = 0 (bit for bit the bare optimizer) ends elsewhere.
 #[test]
 fn wraps_any_optimizer() {
     let device = Device::flex().autodiff();
     let model = mlp(&device);
     let config = SelectiveDecayConfig::new().with_gamma(1e-2);
-    let runs = [
-        train(
-            model.clone(),
-            config.init(SgdConfig::new().build(), &model).unwrap(),
-            &device,
-        ),
-        train(
-            model.clone(),
-            config.init(AdamConfig::new().build(), &model).unwrap(),
-            &device,
-        ),
-        train(
-            model.clone(),
-            config.init(AdamWConfig::new().build(), &model).unwrap(),
-            &device,
-        ),
-        train(
-            model.clone(),
-            config.init(RmsPropConfig::new().build(), &model).unwrap(),
-            &device,
-        ),
+    let zero = SelectiveDecayConfig::new().with_gamma(0.0);
+    let run = |c: &SelectiveDecayConfig, which: usize| {
+        let optim = match which {
+            0 => c.init(SgdConfig::new(), &model),
+            1 => c.init(AdamConfig::new(), &model),
+            2 => c.init(AdamWConfig::new(), &model),
+            _ => c.init(RmsPropConfig::new(), &model),
+        };
+        train(model.clone(), optim.unwrap(), &device)
+    };
+    let bare = [
+        train(model.clone(), SgdConfig::new().init(), &device),
+        train(model.clone(), AdamConfig::new().init(), &device),
+        train(model.clone(), AdamWConfig::new().init(), &device),
+        train(model.clone(), RmsPropConfig::new().init(), &device),
     ];
-    for r in &runs {
-        assert!(r.iter().all(|x| x.is_finite()));
+    for (which, name) in ["SGD", "Adam", "AdamW", "RMSProp"].iter().enumerate() {
+        let (decayed, undecayed) = (run(&config, which), run(&zero, which));
+        assert!(decayed.iter().all(|x| x.is_finite()), "{name}");
+        assert_eq!(
+            undecayed, bare[which],
+            "{name}: gamma = 0 is the bare optimizer"
+        );
+        assert_ne!(decayed, bare[which], "{name}: the decay changes the result");
     }
+}
+
+#[test]
+fn a_linear_gamma_schedule_without_a_pruner_is_refused() {
+    let model = mlp(&Device::flex().autodiff());
+    let err = SelectiveDecayConfig::new()
+        .with_schedule(GammaSchedule::Linear { steps: 10 })
+        .init(SgdConfig::new(), &model)
+        .err()
+        .unwrap();
+    assert_eq!(
+        format!("{err:?}"),
+        "invalid SelectiveDecayConfig.schedule: GammaSchedule::Linear fades gamma after each \
+         prune event and needs the pruner to drive its clock: use \
+         sparse_prune::SparsityConfig::init, or GammaSchedule::Constant"
+    );
 }
 
 #[test]
@@ -259,7 +277,7 @@ fn selection_limits_the_decay_and_an_empty_selection_is_an_error() {
     let only_b = SelectiveDecayConfig::new()
         .with_gamma(0.5)
         .with_relevance(Relevance::Constant)
-        .with_params(Some(ParamGroup::from_regex(r"^b\.").unwrap()));
+        .with_params(Selection::Group(ParamGroup::from_regex(r"^b\.").unwrap()));
     let mut optim = only_b.init(SgdConfig::new().build(), &model).unwrap();
     let mut plain = SgdConfig::new().init();
     let g1 = grads(&model, 1, &device);
@@ -275,8 +293,8 @@ fn selection_limits_the_decay_and_an_empty_selection_is_an_error() {
         v(bare.b.weight.val().flatten::<1>(0, 1))
     );
 
-    let none =
-        SelectiveDecayConfig::new().with_params(Some(ParamGroup::from_regex("^conv").unwrap()));
+    let none = SelectiveDecayConfig::new()
+        .with_params(Selection::Group(ParamGroup::from_regex("^conv").unwrap()));
     let err = none.init(SgdConfig::new().build(), &model).err().unwrap();
     assert_eq!(
         err.to_string(),
