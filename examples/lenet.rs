@@ -518,6 +518,7 @@ fn train<M: ImageClassifier>(
     let summary = serde_json::json!({
         "dense_test_acc": dense_test,
         "dense_val_acc": dense_val,
+        "floor": floor,
         "best": best,
         "finetuned": finetuned,
         "final": { "remaining": 1.0 - report.sparsity(), "test_acc": accuracy(&model, &test, &device) },

@@ -11,16 +11,21 @@ use std::sync::Once;
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::prelude::*;
 
-/// Colours for the curves of a figure, in order (colour-blind safe, Okabe-Ito).
-pub const PALETTE: [[u8; 3]; 8] = [
+/// Colours for the curves of a figure, in order (Okabe-Ito's, then more distinct ones; no
+/// red, which the floor lines use).
+pub const PALETTE: [[u8; 3]; 12] = [
     [0, 114, 178],
     [213, 94, 0],
     [0, 158, 115],
     [204, 121, 167],
     [230, 159, 0],
     [86, 180, 233],
-    [120, 120, 120],
     [0, 0, 0],
+    [148, 103, 189],
+    [140, 86, 75],
+    [188, 189, 34],
+    [127, 127, 127],
+    [23, 190, 207],
 ];
 
 /// One curve: its points in order and, optionally, a shaded band around it.
@@ -111,7 +116,10 @@ pub struct Figure {
 }
 
 /// Width and height of the figures, in pixels.
-pub const SIZE: (u32, u32) = (900, 560);
+pub const SIZE: (u32, u32) = (1160, 560);
+
+/// Width of the legend's panel, right of the plot.
+const LEGEND: u32 = 350;
 
 const FONT: &str = "sans-serif";
 
@@ -233,6 +241,7 @@ impl Figure {
         font_registered();
         let root = BitMapBackend::with_buffer(buf, SIZE).into_drawing_area();
         root.fill(&WHITE)?;
+        let (root, legend) = root.split_horizontally(SIZE.0 - LEGEND);
         let ((x0, x1), (y0, y1)) = self.ranges();
         let ticks = self.x_ticks((x0, x1));
         let xr = Ticked {
@@ -247,6 +256,8 @@ impl Figure {
             .y_label_area_size(64)
             .build_cartesian_2d(xr, y0..y1)?;
         let compression = self.x_axis == XAxis::Compression;
+        // Enough decimals to tell about ten ticks apart.
+        let y_decimals = (-((y1 - y0) / 10.0).log10().floor()).clamp(0.0, 6.0) as usize;
         let x_fmt = move |v: &f64| {
             if compression {
                 format!("{:.0}x", 10f64.powf(*v))
@@ -259,7 +270,7 @@ impl Figure {
             .x_desc(&self.x_label)
             .y_desc(&self.y_label)
             .x_label_formatter(&x_fmt)
-            .y_label_formatter(&|v| format!("{v:.1}"))
+            .y_label_formatter(&|v| format!("{:.*}", y_decimals, v))
             .axis_desc_style((FONT, 18))
             .label_style((FONT, 15))
             .light_line_style(TRANSPARENT)
@@ -273,30 +284,29 @@ impl Figure {
                 let outline: Vec<(f64, f64)> = upper.chain(lower).collect();
                 chart.draw_series(std::iter::once(Polygon::new(
                     outline,
-                    rgb(c.color).mix(0.18).filled(),
+                    rgb(c.color).mix(0.12).filled(),
                 )))?;
             }
         }
+        let mut entries: Vec<(String, [u8; 3], Key)> = vec![];
         for l in &self.levels {
             let style = rgb(l.color).stroke_width(2);
             let ends = [(x0, l.y), (x1, l.y)];
-            let drawn = if l.dashed {
-                chart.draw_series(DashedLineSeries::new(ends, 10, 6, style))?
+            let key = if l.dashed {
+                chart.draw_series(DashedLineSeries::new(ends, 10, 6, style))?;
+                Key::Dashed
             } else {
-                chart.draw_series(LineSeries::new(ends, style))?
+                chart.draw_series(LineSeries::new(ends, style))?;
+                Key::Line
             };
-            drawn
-                .label(&l.label)
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], style));
+            entries.push((l.label.clone(), l.color, key));
         }
         for c in &self.curves {
             let style = rgb(c.color).stroke_width(2);
             let points: Vec<(f64, f64)> = c.points.iter().map(|p| (self.x(p.0), p.1)).collect();
-            chart
-                .draw_series(LineSeries::new(points.clone(), style))?
-                .label(&c.label)
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], style));
-            if points.len() <= 60 {
+            chart.draw_series(LineSeries::new(points.clone(), style))?;
+            entries.push((c.label.clone(), c.color, Key::Line));
+            if points.len() <= 40 {
                 chart.draw_series(
                     points
                         .iter()
@@ -307,21 +317,35 @@ impl Figure {
         for m in &self.marks {
             let color = rgb(m.color);
             let at = (self.x(m.at.0), m.at.1);
-            chart
-                .draw_series(std::iter::once(Cross::new(at, 9, color.stroke_width(3))))?
-                .label(&m.label)
-                .legend(move |(x, y)| Cross::new((x + 12, y), 6, color.stroke_width(3)));
+            chart.draw_series(std::iter::once(Cross::new(at, 9, color.stroke_width(3))))?;
+            entries.push((m.label.clone(), m.color, Key::Cross));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerLeft)
-            .label_font((FONT, 15))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(160, 160, 160))
-            .draw()?;
+        // The legend, in its own panel: nothing of the plot is hidden under it.
+        let top = 60;
+        for (i, (label, color, key)) in entries.iter().enumerate() {
+            let y = top + 24 * i as i32;
+            let style = rgb(*color).stroke_width(if *key == Key::Cross { 3 } else { 2 });
+            match key {
+                Key::Line => legend.draw(&PathElement::new([(6, y), (34, y)], style))?,
+                Key::Dashed => {
+                    legend.draw(&PathElement::new([(6, y), (16, y)], style))?;
+                    legend.draw(&PathElement::new([(24, y), (34, y)], style))?;
+                }
+                Key::Cross => legend.draw(&Cross::new((20, y), 6, style))?,
+            }
+            legend.draw(&Text::new(label.as_str(), (42, y - 8), (FONT, 15)))?;
+        }
         root.present()?;
         Ok(())
     }
+}
+
+/// How a legend entry is drawn.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Key {
+    Line,
+    Dashed,
+    Cross,
 }
 
 /// A linear f64 axis with the ticks given (on a compression axis: the powers of ten).

@@ -5,6 +5,7 @@ mod allocator;
 mod backends;
 mod bench_report;
 mod export;
+mod figures;
 mod loader;
 mod markers;
 mod overhead;

@@ -367,6 +367,10 @@ struct Outcome {
     wall_s: Option<f64>,
     /// Set when the run has not finished: the step of its last checkpoint.
     partial_step: Option<u64>,
+    /// The validation floor of the run.
+    floor: f64,
+    /// Every check: `(compression, test accuracy)` (the figure's curve).
+    curve: Vec<(f64, f64)>,
     /// The seed of the run.
     seed: u64,
 }
@@ -454,11 +458,13 @@ fn burn_outcome(run: &Path, seed: u64) -> Option<Outcome> {
     Some(Outcome {
         compression: best["compression"].as_f64(),
         test_at_best: best["test_acc"].as_f64(),
+        curve: points.iter().map(|p| (p.0, p.2)).collect(),
         ladder: ladder(&points),
         ladder_best_val: ladder_best_val(&points),
         dense_test,
         wall_s,
         partial_step,
+        floor,
         seed,
     })
 }
@@ -486,11 +492,13 @@ fn torch_outcome(file: &Path, seed: u64) -> Option<Outcome> {
     Some(Outcome {
         compression: s["best_compression"].as_f64(),
         test_at_best: s["best_test_acc"].as_f64(),
+        curve: points.iter().map(|p| (p.0, p.2)).collect(),
         ladder: ladder(&points),
         ladder_best_val: ladder_best_val(&points),
         dense_test: s["dense_test_acc"].as_f64()?,
         wall_s: s["wall_s"].as_f64(),
         partial_step: None,
+        floor,
         seed,
     })
 }
@@ -605,6 +613,7 @@ fn report(args: &Args, out: &Path, records: &Path) -> Result<(String, usize), St
                 spread(&col(&|o| o.wall_s), |v| format!("{v:.0}")),
             ));
         }
+        text.push_str(&figure(records, model, &rows)?);
         text.push_str(&ladder_table(
             &format!(
                 "Test accuracy at the first check reaching each compression with validation \
@@ -626,6 +635,62 @@ fn report(args: &Args, out: &Path, records: &Path) -> Result<(String, usize), St
         text.push('\n');
     }
     Ok((text, count))
+}
+
+/// The figure of a model's table: every row's test accuracy against compression (median over
+/// its seeds, min-max shaded), the dense test accuracy and the floor; returns its link.
+fn figure(
+    records: &Path,
+    model: &str,
+    rows: &[(String, Vec<Outcome>, Vec<u64>)],
+) -> Result<String, String> {
+    use crate::figures::{Runs, Spec, median};
+    // The data set, as the runs' configs name it.
+    let dataset = std::fs::read_dir(records.join(model))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .find_map(|e| {
+            Some(
+                read_json(&e.path().join("config.json"))?["dataset"]
+                    .as_str()?
+                    .to_string(),
+            )
+        })
+        .unwrap_or_else(|| "?".into());
+    let all: Vec<&Outcome> = rows.iter().flat_map(|r| &r.1).collect();
+    let dense: Vec<f64> = all.iter().map(|o| 100.0 * o.dense_test).collect();
+    let floors: Vec<f64> = all.iter().map(|o| 100.0 * o.floor).collect();
+    let runs: Vec<Runs> = rows
+        .iter()
+        .map(|(label, found, _)| Runs {
+            label: label.trim_start_matches("Burn: ").to_string(),
+            seeds: found
+                .iter()
+                .map(|o| o.curve.iter().map(|p| (p.0, 100.0 * p.1)).collect())
+                .collect(),
+        })
+        .collect();
+    let spec = Spec {
+        name: crate::figures::name(records, Some(model)),
+        title: format!("{model} on {dataset}: test accuracy against compression"),
+        x_label: "compression (all weights / weights left)",
+        y_label: "test accuracy (%)",
+        x_axis: sparse_examples::plot::XAxis::Compression,
+        levels: vec![
+            (
+                format!("dense test, median ({:.2} %)", median(&dense)),
+                median(&dense),
+                false,
+            ),
+            (
+                format!("validation floor ({:.1} %)", median(&floors)),
+                median(&floors),
+                true,
+            ),
+        ],
+    };
+    crate::figures::write(&crate::figures::dir(records), &spec, &runs)
 }
 
 /// An accuracy as a percentage with two decimals.

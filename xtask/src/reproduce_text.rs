@@ -153,7 +153,7 @@ pub fn run(args: &Args, root: &Path) -> Result<(), String> {
             )?;
         }
     }
-    let (table, found) = report(&args.whole_grid(), &out, &records);
+    let (mut table, found) = report(&args.whole_grid(), &out, &records);
     if found == 0 {
         return Err(format!(
             "no runs under {} and no records under {}: docs/RESULTS.md is left as it is",
@@ -161,6 +161,7 @@ pub fn run(args: &Args, root: &Path) -> Result<(), String> {
             records.display()
         ));
     }
+    table.push_str(&figure(&args.whole_grid(), &out, &records)?);
     crate::markers::write_results(
         root,
         "cargo xtask reproduce text",
@@ -186,6 +187,10 @@ struct Outcome {
     best: Option<(f64, f64)>,
     /// The lowest bpc of the checks at >= 80 % sparsity.
     low80: Option<f64>,
+    /// Every check: `(sparsity, bpc)`.
+    rows: Vec<(f64, f64)>,
+    /// The gate's floor (bits per character).
+    floor: Option<f64>,
 }
 
 fn outcome(run: &Path) -> Option<Outcome> {
@@ -218,7 +223,66 @@ fn outcome(run: &Path) -> Option<Outcome> {
         at,
         best,
         low80,
+        rows: rows.iter().map(|(bpc, s)| (*s, *bpc)).collect(),
+        floor: summary["floor"].as_f64(),
     })
+}
+
+/// The figure of the table: every method's validation bits per character against sparsity
+/// (median over the seeds, min-max shaded), the dense value and, when gated, the floor;
+/// returns its link.
+fn figure(args: &Args, out: &Path, records: &Path) -> Result<String, String> {
+    use crate::figures::{Runs, Spec, median};
+    let mut all = vec![];
+    let runs: Vec<Runs> = args
+        .methods
+        .iter()
+        .map(|method| {
+            let found: Vec<Outcome> = args
+                .seeds
+                .iter()
+                .filter_map(|seed| {
+                    let name = format!("{method}-s{seed}");
+                    outcome(&records.join(&name)).or_else(|| outcome(&out.join(&name)))
+                })
+                .collect();
+            let seeds = found
+                .iter()
+                .map(|o| o.rows.iter().map(|(s, b)| (100.0 * s, *b)).collect())
+                .collect();
+            all.extend(found);
+            Runs {
+                label: method.clone(),
+                seeds,
+            }
+        })
+        .collect();
+    let dense = median(&all.iter().map(|o| o.dense).collect::<Vec<_>>());
+    let mut levels = vec![(format!("dense, median ({dense:.3})"), dense, false)];
+    let floors: Vec<f64> = all.iter().filter_map(|o| o.floor).collect();
+    if let (Some(slack), false) = (args.slack, floors.is_empty()) {
+        let floor = median(&floors);
+        levels.push((
+            format!("gate: dense + {} %, median ({floor:.3})", 100.0 * slack),
+            floor,
+            true,
+        ));
+    }
+    let spec = Spec {
+        name: crate::figures::name(records, None),
+        title: format!(
+            "Transformer, Shakespeare: bits/char against sparsity ({})",
+            match args.slack {
+                Some(_) => format!("gated, {} steps", args.steps),
+                None => format!("gate open, {} steps", args.steps),
+            }
+        ),
+        x_label: "sparsity (% of the weights pruned)",
+        y_label: "validation bits per character",
+        x_axis: sparse_examples::plot::XAxis::Linear,
+        levels,
+    };
+    crate::figures::write(&crate::figures::dir(records), &spec, &runs)
 }
 
 /// The table, and how many runs it is built from.
