@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the seed corpus of the `decode` fuzz target: small valid .sparse files, written from
 the format's description (crates/sparse-export/src/format.rs) independently of the Rust
-encoder; crates/sparse-export/tests/corpus.rs checks that the Rust decoder reads them."""
+encoder; crates/sparse-export/tests/main/corpus.rs checks that the Rust decoder reads them."""
 import os
 import struct
 import zlib

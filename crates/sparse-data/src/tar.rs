@@ -1,6 +1,6 @@
 //! The regular files of a tar archive held in memory, read with the [`tar`] crate: what
 //! `download_cifar` unpacks from `cifar-10-binary.tar.gz` (tested through it in
-//! `tests/cifar.rs`).
+//! `tests/main/cifar.rs`).
 
 use std::io::Read;
 

@@ -8,8 +8,7 @@ use sparse_data::{
     Checksum, Http, ImageSet, Source, Split, download, http_get, parse_idx, sha256_hex,
 };
 
-mod common;
-use common::{Routes, serve, serve_tls};
+use crate::common::{Routes, serve, serve_tls};
 
 fn data_file(name: &str) -> Vec<u8> {
     std::fs::read(

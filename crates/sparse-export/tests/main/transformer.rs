@@ -2,7 +2,7 @@
 //! feed-forward) run sparse from a pruned model and give the dense Burn layers' outputs; the
 //! whole pruned model round-trips through a `.sparse` file bit for bit.
 
-mod common;
+use crate::common;
 
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor, TensorData};

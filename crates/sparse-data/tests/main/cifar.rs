@@ -1,5 +1,5 @@
 //! CIFAR-10 binary files: loading, each malformed file as a clear error, and `download_cifar`
-//! (gzip + tar in pure Rust, SHA-256 verified) against a local HTTP server.
+//! (flate2 + tar, SHA-256 verified) against a local HTTP server.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -8,8 +8,7 @@ use sparse_data::{
     CIFAR10_FILES, CIFAR10_SUBDIR, CifarSet, CifarSource, Split, download_cifar, sha256_hex,
 };
 
-mod common;
-use common::{Routes, serve};
+use crate::common::{Routes, serve};
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("sparse-cifar-{name}-{}", std::process::id()));

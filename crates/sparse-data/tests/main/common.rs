@@ -25,7 +25,6 @@ pub fn serve(make: impl FnOnce(&str) -> Routes) -> String {
 
 /// [`serve`] over HTTPS with a fresh self-signed certificate for `127.0.0.1`: returns the base
 /// URL and the certificate (DER), which a client must trust as its root.
-#[allow(dead_code)] // used by one test file of the two that share this module
 pub fn serve_tls(make: impl FnOnce(&str) -> Routes) -> (String, Vec<u8>) {
     use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
     let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();

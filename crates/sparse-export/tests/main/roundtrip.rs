@@ -1,7 +1,7 @@
 //! Export -> import is exact, sparse inference gives the dense model's outputs, and files that
 //! do not fit the model are refused by name.
 
-mod common;
+use crate::common;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
