@@ -523,6 +523,7 @@ fn train<M: ImageClassifier>(
         "finetuned": finetuned,
         "final": { "remaining": 1.0 - report.sparsity(), "test_acc": accuracy(&model, &test, &device) },
         "steps": step,
+        "skipped_steps": guard.skipped(),
         "wall_s": started.elapsed().as_secs_f64(),
         "backend": sparse_examples::backend::name(),
         "seed": args.seed,
