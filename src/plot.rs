@@ -270,7 +270,7 @@ impl Figure {
             .x_desc(&self.x_label)
             .y_desc(&self.y_label)
             .x_label_formatter(&x_fmt)
-            .y_label_formatter(&|v| format!("{:.*}", y_decimals, v))
+            .y_label_formatter(&|v| format!("{v:.y_decimals$}"))
             .axis_desc_style((FONT, 18))
             .label_style((FONT, 15))
             .light_line_style(TRANSPARENT)
@@ -378,7 +378,7 @@ impl Ranged for Ticked {
 
 /// 1, 2 or 5 times a power of ten, at least `raw`.
 fn nice_step(raw: f64) -> f64 {
-    if !(raw > 0.0) {
+    if raw.is_nan() || raw <= 0.0 {
         return 1.0;
     }
     let p = 10f64.powf(raw.log10().floor());
