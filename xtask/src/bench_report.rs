@@ -249,10 +249,158 @@ pub fn render(dir: &Path) -> String {
         }
         out.push('\n');
     }
+    out.push_str(&render_gpu(dir));
     out
 }
 
-/// Replace the text between the bench-report markers of `file` with `tables`.
+/// The first line of the GPU backends' tables in [`render`]'s text: [`write_into`] puts what
+/// follows it between markers of their own, so that a rerun of the CPU benchmarks alone (which
+/// has no GPU rows) leaves the GPU section as it is.
+const GPU_START: &str = "### GPU backends";
+
+/// The GPU backends' tables: `bench overhead --backend wgpu|cuda` (`overhead_BACKEND.json`) and
+/// `gpu-check` (`gpu_check.json`); empty when neither has run.
+fn render_gpu(dir: &Path) -> String {
+    let mut out = String::new();
+    for backend in ["wgpu", "cuda"] {
+        let rows = lines(dir, &format!("overhead_{backend}"));
+        let overhead: Vec<&Value> = rows.iter().filter(|v| v["bench"] == "overhead").collect();
+        if overhead.is_empty() {
+            continue;
+        }
+        out.push_str(&format!(
+            "#### Overhead per training step on {backend} (`cargo run --release -p xtask \
+             --features {backend} -- bench overhead --backend {backend}`)\n\n"
+        ));
+        if let Some(m) = rows.iter().find(|v| v["bench"] == "machine") {
+            out.push_str(&format!(
+                "Machine: {} through {}, {} CPUs, {} {}.\n\n",
+                m["adapter"].as_str().unwrap_or("unknown adapter"),
+                backend,
+                m["cpus"],
+                m["os"].as_str().unwrap_or("?"),
+                m["arch"].as_str().unwrap_or("?"),
+            ));
+        }
+        out.push_str(
+            "| model | optimizer | batch | bare ms/step | decay / bare | decay+masks / bare | \
+             in place / bare | in the step / bare [per repetition] | of the fastest \
+             repetitions | kernels per step: bare | decay | decay+masks | in place | in the step \
+             |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        );
+        for v in &overhead {
+            let k = |name: &str| f(v, &format!("{name}_launches_per_step"), 0);
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                v["model"].as_str().unwrap_or("?"),
+                v["optimizer"].as_str().unwrap_or("?"),
+                v["batch"],
+                f(v, "bare_ms_per_step", 2),
+                f(v, "ratio_decay", 2),
+                f(v, "ratio_decay_masks", 2),
+                f(v, "ratio_decay_masks_in_place", 2),
+                ratio(v, "ratio_decay_masks_in_step"),
+                f(v, "ratio_decay_masks_in_step_of_minima", 2),
+                k("bare"),
+                k("decay"),
+                k("decay+masks"),
+                k("decay+masks_in_place"),
+                k("decay+masks_in_step"),
+            ));
+        }
+        let plan: Vec<String> = overhead
+            .iter()
+            .map(|v| {
+                format!(
+                    "{} {} x {}",
+                    v["model"].as_str().unwrap_or("?"),
+                    v["reps"],
+                    v["steps_per_rep"]
+                )
+            })
+            .fold(Vec::new(), |mut acc, p| {
+                if !acc.contains(&p) {
+                    acc.push(p);
+                }
+                acc
+            });
+        out.push_str(&format!(
+            "\nRepetitions x steps of each contestant per repetition, in turn: {}. Kernels per \
+             step: the launches CubeCL's launch observer counted (with Burn's fusion, one fused \
+             kernel is one launch).\n\n",
+            plan.join(", ")
+        ));
+    }
+    let check = lines(dir, "gpu_check");
+    if !check.is_empty() {
+        out.push_str("#### `cargo xtask gpu-check` (docs/GPU.md)\n\n");
+        out.push_str(&crate::gpu_check::tables(&check));
+        out.push('\n');
+    }
+    if out.is_empty() {
+        return out;
+    }
+    format!("{GPU_START}\n\n{out}")
+}
+
+/// Replace the text between the bench-report markers of `file` with `tables` (and the GPU
+/// backends' tables, when `tables` has them, between their own markers).
 pub fn write_into(file: &Path, tables: &str) -> Result<(), String> {
-    crate::markers::write_between(file, "cargo xtask bench-report", tables)
+    let (cpu, gpu) = match tables.find(GPU_START) {
+        Some(i) => tables.split_at(i),
+        None => (tables, ""),
+    };
+    crate::markers::write_between(file, "cargo xtask bench-report", cpu)?;
+    if gpu.is_empty() {
+        return Ok(());
+    }
+    crate::markers::write_between(file, "cargo xtask bench-report: GPU backends", gpu)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("bench-report-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn gpu_rows_go_between_their_own_markers_and_a_cpu_rerun_keeps_them() {
+        let dir = temp_dir("gpu");
+        std::fs::write(
+            dir.join("overhead_wgpu.json"),
+            "{\"bench\":\"machine\",\"adapter\":\"llvmpipe\",\"cpus\":2,\"os\":\"linux\",\
+             \"arch\":\"x86_64\"}\n{\"bench\":\"overhead\",\"backend\":\"wgpu\",\"model\":\
+             \"lenet5\",\"optimizer\":\"sgd-momentum\",\"batch\":32,\"reps\":9,\
+             \"steps_per_rep\":3,\"bare_ms_per_step\":120.0,\"ratio_decay_masks_in_step\":1.04,\
+             \"ratio_decay_masks_in_step_min_max\":[0.98,1.1],\"bare_launches_per_step\":80.0,\
+             \"decay+masks_in_step_launches_per_step\":95.0}\n",
+        )
+        .unwrap();
+        let tables = render(&dir);
+        assert!(tables.contains("Machine: llvmpipe through wgpu, 2 CPUs"));
+        assert!(tables.contains(
+            "| lenet5 | sgd-momentum | 32 | 120.00 | - | - | - | 1.04 [0.98-1.10] | - | 80 | - \
+             | - | - | 95 |"
+        ));
+        let doc = dir.join("doc.md");
+        std::fs::write(&doc, "intro\n").unwrap();
+        write_into(&doc, &tables).unwrap();
+        let written = std::fs::read_to_string(&doc).unwrap();
+        let gpu_begin = written
+            .find("<!-- BEGIN cargo xtask bench-report: GPU backends -->")
+            .expect("the GPU section");
+        assert!(written[gpu_begin..].contains("| lenet5 | sgd-momentum | 32 |"));
+        assert!(!written[..gpu_begin].contains("| lenet5 | sgd-momentum | 32 |"));
+        // The CPU benchmarks alone (no GPU files): the GPU section stays as it was.
+        std::fs::remove_file(dir.join("overhead_wgpu.json")).unwrap();
+        write_into(&doc, &render(&dir)).unwrap();
+        let rewritten = std::fs::read_to_string(&doc).unwrap();
+        assert!(rewritten.contains("| lenet5 | sgd-momentum | 32 | 120.00 |"));
+        assert_eq!(rewritten.matches("GPU backends -->").count(), 2);
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

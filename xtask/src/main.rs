@@ -6,6 +6,7 @@ mod backends;
 mod bench_report;
 mod export;
 mod figures;
+mod gpu_check;
 mod loader;
 mod markers;
 mod overhead;
@@ -34,7 +35,14 @@ enum Command {
         /// A short run (about a minute) to keep the harness alive in CI.
         #[arg(long)]
         quick: bool,
+        /// The backend of `bench overhead`; wgpu and cuda need xtask built with that feature
+        /// (`cargo run --release -p xtask --features wgpu -- bench overhead --backend wgpu`).
+        #[arg(long, value_enum, default_value = "flex")]
+        backend: overhead::Backend,
     },
+    /// On a GPU machine, in one command: step times bare / with the method, start-up cost,
+    /// a ResNet-20 CIFAR-10 epoch and PyTorch on the same GPU (docs/GPU.md).
+    GpuCheck(Box<gpu_check::Args>),
     /// The markdown tables of docs/BENCHMARKS.md from `target/bench/*.json`.
     BenchReport {
         /// Also write them into docs/BENCHMARKS.md (between its markers).
@@ -79,7 +87,11 @@ enum Which {
 fn main() {
     let cli = Cli::parse();
     match cli.command {
-        Command::Bench { which, quick } => {
+        Command::Bench {
+            which,
+            quick,
+            backend,
+        } => {
             if let Some(code) = allocator::rerun_steady() {
                 std::process::exit(code);
             }
@@ -87,8 +99,25 @@ fn main() {
             let script = root.join("../shared/reference/torch_reference.py");
             let all = matches!(which, Which::All);
             let mut jobs: Vec<(String, Vec<serde_json::Value>)> = Vec::new();
+            if backend != overhead::Backend::Flex && !matches!(which, Which::Overhead) {
+                eprintln!(
+                    "error: --backend {}: only `bench overhead` has it",
+                    backend.name()
+                );
+                std::process::exit(2);
+            }
             if all || matches!(which, Which::Overhead) {
-                jobs.push(("overhead".into(), overhead::run(quick)));
+                let name = match backend {
+                    overhead::Backend::Flex => "overhead".to_string(),
+                    other => format!("overhead_{}", other.name()),
+                };
+                match overhead::run(quick, backend) {
+                    Ok(lines) => jobs.push((name, lines)),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        std::process::exit(2);
+                    }
+                }
             }
             if all || matches!(which, Which::Torch) {
                 // Fewer threads than cores (`RAYON_NUM_THREADS=1 cargo xtask bench torch`): a
@@ -121,6 +150,13 @@ fn main() {
                 let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
                 std::fs::write(&file, text).expect("write the benchmark JSON");
                 eprintln!("wrote {}", file.display());
+            }
+        }
+        Command::GpuCheck(args) => {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            if let Err(e) = gpu_check::run(&args, &root) {
+                eprintln!("error: {e}");
+                std::process::exit(1);
             }
         }
         Command::BenchReport { write } => {

@@ -174,7 +174,7 @@ pub fn run(quick: bool, script: &Path) -> Vec<Value> {
 }
 
 /// One repetition of the overhead bench's variants (bare, decay, decay + masks).
-fn bench<M: ImageClassifier, O: Optimizer>(
+fn bench<M: ImageClassifier, O: Optimizer + sparse_reg::InnerOptimizer>(
     model: M,
     inner: O,
     steps: usize,
