@@ -48,7 +48,17 @@ pub fn floor_warning(floor: f64, dense_val: f64) -> Option<String> {
     })
 }
 
-/// Refuse to start in a directory that holds a finished run, unless `force` or `resume`, or
+/// What a run directory holds once a run has started: any of them makes it a run's directory.
+const RUN_STATE: [&str; 6] = [
+    "checkpoint",
+    "checkpoint.old",
+    "dense",
+    "dense-checkpoint",
+    "metrics.csv",
+    "config.json",
+];
+
+/// Refuse to start in a directory that holds a run, finished or not, unless `force` or `resume`, or
 /// that another live process is writing; then lock it for this process (see [`RunLock`]).
 ///
 /// ```
@@ -65,13 +75,23 @@ pub fn floor_warning(floor: f64, dense_val: f64) -> Option<String> {
 /// assert!(sparse_examples::run::guard_out(&dir, false, true).is_ok());
 /// ```
 pub fn guard_out(out: &Path, force: bool, resume: bool) -> Result<RunLock, Error> {
-    if out.join("summary.json").exists() && !force && !resume {
-        return Err(format!(
-            "{} already holds the results of a run (summary.json): choose another --out or pass \
-             --force",
-            out.display()
-        )
-        .into());
+    if !force && !resume {
+        if out.join("summary.json").exists() {
+            return Err(format!(
+                "{} already holds the results of a run (summary.json): choose another --out or \
+                 pass --force",
+                out.display()
+            )
+            .into());
+        }
+        if let Some(state) = RUN_STATE.iter().find(|f| out.join(f).exists()) {
+            return Err(format!(
+                "{} holds an unfinished run ({state}): pass --resume to continue it, or --force \
+                 to start it over (its files are replaced)",
+                out.display()
+            )
+            .into());
+        }
     }
     std::fs::create_dir_all(out)
         .map_err(|e| format!("{}: cannot create the run directory: {e}", out.display()))?;
@@ -457,6 +477,37 @@ pub fn csv_columns(path: &Path, x: usize, y: usize) -> Result<Vec<(f64, f64)>, E
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unfinished_run_is_neither_overwritten_nor_continued_without_being_asked() {
+        let dir = std::env::temp_dir().join(format!("sparse-run-state-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("checkpoint")).unwrap();
+        std::fs::write(dir.join("checkpoint/progress.json"), "{}").unwrap();
+        let err = guard_out(&dir, false, false).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{} holds an unfinished run (checkpoint): pass --resume to continue it, or \
+                 --force to start it over (its files are replaced)",
+                dir.display()
+            )
+        );
+        // Nothing was touched: the checkpoint is still there.
+        assert!(dir.join("checkpoint/progress.json").exists());
+        // A killed run's dense start alone is run state too.
+        std::fs::remove_dir_all(dir.join("checkpoint")).unwrap();
+        std::fs::create_dir_all(dir.join("dense")).unwrap();
+        let err = guard_out(&dir, false, false).unwrap_err().to_string();
+        assert!(err.contains("holds an unfinished run (dense)"), "{err}");
+        drop(guard_out(&dir, false, true).unwrap());
+        drop(guard_out(&dir, true, false).unwrap());
+        // A directory with none of a run's files (a log, say) is free to use.
+        std::fs::remove_dir_all(dir.join("dense")).unwrap();
+        std::fs::write(dir.join("log.txt"), "").unwrap();
+        drop(guard_out(&dir, false, false).unwrap());
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     #[test]
     #[cfg(target_os = "linux")]
