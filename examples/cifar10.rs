@@ -2,6 +2,7 @@
 //! rate, crop + flip augmentation), then the relevance-weighted decay with validation-gated
 //! global magnitude pruning.
 //!
+//!     cargo run --release --example cifar10 -- --model resnet20 --data-dir DIR   # DIR/train/<class>/*.jpg
 //!     cargo run --release --example cifar10 --features wgpu -- --data-dir data/cifar10
 //!     cargo run --release --example cifar10 --features wgpu -- --download   # into data/cifar10
 //!     cargo run --release --example cifar10 -- --model resnet20 --synthetic 200 \
@@ -23,7 +24,7 @@ use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
-use sparse_data::{CifarBatches, CifarSet, Split};
+use sparse_data::{CifarBatches, CifarSet, ImageFolder, Split};
 use sparse_examples::classify::{self, Check, DenseRecord, Progress};
 use sparse_examples::masking::MaskingArg;
 use sparse_examples::method::Method;
@@ -81,7 +82,9 @@ impl LrSchedule {
 struct Args {
     #[arg(long, value_enum, default_value = "resnet32")]
     model: Model,
-    /// Directory of CIFAR-10's binary version (or of its cifar-10-batches-bin/).
+    /// The data: an image folder (DIR/train/<class>/*.jpg|png and DIR/test/<class>/..., 32x32
+    /// RGB; decoded once, then read from a cache next to the images) or CIFAR-10's binary
+    /// version (DIR or DIR/cifar-10-batches-bin/).
     #[arg(long, default_value = "data/cifar10")]
     data_dir: PathBuf,
     /// Download cifar-10-binary.tar.gz (SHA-256 verified) into --data-dir if it is not there.
@@ -115,12 +118,13 @@ struct Args {
     lr_schedule: LrSchedule,
     #[arg(long, default_value_t = 128)]
     batch: usize,
+    /// Epochs of dense training (checkpointed after each epoch: --resume continues them).
     #[arg(long, default_value_t = 160)]
     dense_epochs: usize,
     #[arg(long, default_value_t = 60)]
     epochs: usize,
-    /// Stop the pruning phase after this many steps (smoke runs); the schedules still span
-    /// --epochs.
+    /// Stop the pruning phase after this many steps (smoke runs; 0: train the dense start
+    /// only); the schedules still span --epochs.
     #[arg(long)]
     max_steps: Option<u64>,
     /// Prune check every E optimizer steps.
@@ -197,10 +201,10 @@ impl Data {
 fn main() {
     let args = Args::parse();
     let result = match args.model {
-        Model::Vgg16 => train(|d| Ok(Vgg16::new(10, d)), args),
-        Model::Resnet20 => train(|d| ResNetConfig::new(20).init(d), args),
-        Model::Resnet32 => train(|d| ResNetConfig::new(32).init(d), args),
-        Model::Resnet56 => train(|d| ResNetConfig::new(56).init(d), args),
+        Model::Vgg16 => train(|c, d| Ok(Vgg16::new(c, d)), args),
+        Model::Resnet20 => train(|c, d| ResNetConfig::new(20).with_classes(c).init(d), args),
+        Model::Resnet32 => train(|c, d| ResNetConfig::new(32).with_classes(c).init(d), args),
+        Model::Resnet56 => train(|c, d| ResNetConfig::new(56).with_classes(c).init(d), args),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");
@@ -253,12 +257,104 @@ fn validate(args: &Args) -> Result<(), String> {
             args.synthetic != Some(0),
             "at least 1 image per file",
         ),
-        ("--max-steps", args.max_steps != Some(0), "at least 1"),
     ])
 }
 
+/// The training and test images of `args.data_dir` and the class count: an image folder or
+/// CIFAR-10's binary version (written first when `--synthetic` asks for generated data).
+fn load_data(args: &Args) -> Result<(CifarSet, CifarSet, usize), run::Error> {
+    let dir = &args.data_dir;
+    if ImageFolder::is_split_root(dir) {
+        let t = Instant::now();
+        let (train, test) = ImageFolder::load_split(dir, Some((32, 32)))?;
+        let decoded = train.decoded + test.decoded;
+        println!(
+            "{}: image folder, {} classes ({}), {} images {} in {:.1} s",
+            dir.display(),
+            train.classes.len(),
+            train.classes.join(", "),
+            train.len() + test.len(),
+            if decoded == 0 {
+                "read from the cache".to_string()
+            } else {
+                format!("decoded ({decoded})")
+            },
+            t.elapsed().as_secs_f64()
+        );
+        let classes = train.classes.len();
+        let train = train.into_cifar(dir.join("train"))?;
+        return Ok((train, test.into_cifar(dir.join("test"))?, classes));
+    }
+    if let Some(n) = args.synthetic
+        && !sparse_data::cifar_dir(dir).join("test_batch.bin").exists()
+    {
+        CifarSet::write_synthetic(dir, n, (n / 5).max(10), args.seed)?;
+        println!("{}: generated CIFAR-format data written", dir.display());
+    }
+    if args.download
+        && sparse_data::download_cifar(&sparse_data::CIFAR10, args.download_url.as_deref(), dir)?
+    {
+        println!("{}: CIFAR-10 downloaded and verified", dir.display());
+    }
+    let train = CifarSet::load_dir(dir, Split::Train).map_err(|e| {
+        format!(
+            "{e}\n(an image folder needs {}/train/<class>/ and {}/test/<class>/; to try the \
+             whole pipeline without a data set: --synthetic 1000)",
+            dir.display(),
+            dir.display()
+        )
+    })?;
+    Ok((train, CifarSet::load_dir(dir, Split::Test)?, 10))
+}
+
+/// Where the dense phase is after an epoch: `dense-checkpoint/` holds this (`progress.json`,
+/// written last), the model and the optimizer state.
+#[derive(Serialize, serde::Deserialize)]
+struct DenseProgress {
+    epochs_done: usize,
+    step: u64,
+}
+
+const DENSE_CHECKPOINT: &str = "dense-checkpoint";
+
+/// Save the dense phase's state atomically (a temporary directory renamed over the old one).
+fn save_dense_checkpoint<M: ImageClassifier>(
+    out: &std::path::Path,
+    model: &M,
+    optim: &ModuleOptimizer,
+    progress: &DenseProgress,
+) -> Result<(), run::Error> {
+    let (tmp, dir, old) = (
+        out.join("dense-checkpoint.tmp"),
+        out.join(DENSE_CHECKPOINT),
+        out.join("dense-checkpoint.old"),
+    );
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp)?;
+    model.clone().save_file(tmp.join("model.bpk"))?;
+    optim.save(tmp.join("optim.bpk"))?;
+    std::fs::write(tmp.join("progress.json"), serde_json::to_string(progress)?)?;
+    let _ = std::fs::remove_dir_all(&old);
+    if dir.exists() {
+        std::fs::rename(&dir, &old)?;
+    }
+    std::fs::rename(&tmp, &dir)?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+/// The dense phase's newest complete checkpoint, if any.
+fn find_dense_checkpoint(out: &std::path::Path) -> Option<(PathBuf, DenseProgress)> {
+    [out.join(DENSE_CHECKPOINT), out.join("dense-checkpoint.old")]
+        .into_iter()
+        .find_map(|dir| {
+            let text = std::fs::read_to_string(dir.join("progress.json")).ok()?;
+            Some((dir, serde_json::from_str(&text).ok()?))
+        })
+}
+
 fn train<M: ImageClassifier>(
-    init: fn(&Device) -> Result<M, String>,
+    init: fn(usize, &Device) -> Result<M, String>,
     mut args: Args,
 ) -> Result<(), run::Error> {
     let started = Instant::now();
@@ -266,33 +362,7 @@ fn train<M: ImageClassifier>(
     let _lock = run::guard_out(&args.out, args.force, args.resume)?;
 
     // 1. Data: train / validation (from the training set) / test.
-    if let Some(n) = args.synthetic
-        && !sparse_data::cifar_dir(&args.data_dir)
-            .join("test_batch.bin")
-            .exists()
-    {
-        CifarSet::write_synthetic(&args.data_dir, n, (n / 5).max(10), args.seed)?;
-        println!(
-            "{}: generated CIFAR-format data written",
-            args.data_dir.display()
-        );
-    }
-    if args.download
-        && sparse_data::download_cifar(
-            &sparse_data::CIFAR10,
-            args.download_url.as_deref(),
-            &args.data_dir,
-        )?
-    {
-        println!(
-            "{}: CIFAR-10 downloaded and verified",
-            args.data_dir.display()
-        );
-    }
-    let train_set = CifarSet::load_dir(&args.data_dir, Split::Train).map_err(|e| {
-        format!("{e}\n(to try the whole pipeline without the data set: --synthetic 1000)")
-    })?;
-    let test_set = CifarSet::load_dir(&args.data_dir, Split::Test)?;
+    let (train_set, test_set, classes) = load_data(&args)?;
     let val_size = args.val_size.unwrap_or(if train_set.len() >= 50_000 {
         5_000
     } else {
@@ -326,21 +396,37 @@ fn train<M: ImageClassifier>(
     let device = sparse_examples::backend::autodiff();
     device.seed(args.seed);
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    // --resume: the pruning phase's checkpoint; before there is one, the dense start (finished,
+    // or its last epoch's checkpoint) is picked up instead.
+    let dense_done = args.out.join("dense/dense.json").exists();
+    let dense_partial = find_dense_checkpoint(&args.out);
     let resume = match args.resume {
-        true => Some(run::find_checkpoint::<Progress>(&args.out)?),
+        true => match run::find_checkpoint::<Progress>(&args.out) {
+            Ok(found) => Some(found),
+            Err(_) if dense_done || dense_partial.is_some() => None,
+            Err(e) => return Err(e),
+        },
         false => None,
     };
+    if args.resume && resume.is_none() && dense_done && args.from.is_none() {
+        println!(
+            "resuming after the dense phase: {}",
+            args.out.join("dense").display()
+        );
+        args.from = Some(args.out.clone());
+    }
+    let dense_partial = dense_partial.filter(|_| args.resume && args.from.is_none());
 
     // 2. The dense start: trained here, loaded with --from, or the checkpoint's.
     let (model, dense_val, dense_test) = match (&resume, &args.from) {
         (Some((dir, p)), _) => {
             println!("resuming from {} at step {}", dir.display(), p.step);
             args.floor = Some(p.floor);
-            (init(&device)?, p.dense_val, p.dense_test)
+            (init(classes, &device)?, p.dense_val, p.dense_test)
         }
         (None, Some(from)) => {
             let (record, file) = DenseRecord::load(from, &args.model.name())?;
-            let model = init(&device)?
+            let model = init(classes, &device)?
                 .try_load_file(&file)
                 .map_err(|e| format!("{}: cannot load the dense model: {e}", file.display()))?;
             println!(
@@ -352,15 +438,23 @@ fn train<M: ImageClassifier>(
             (model, record.val_acc, record.test_acc)
         }
         (None, None) => {
-            let mut model = init(&device)?;
+            let mut model = init(classes, &device)?;
             let mut optim: ModuleOptimizer = SgdConfig::new()
                 .with_momentum(Some(MomentumConfig::new().with_dampening(0.0)))
                 .with_weight_decay(Some(WeightDecayConfig::new(5e-4)))
                 .init();
             let total = steps_per_epoch * args.dense_epochs as u64;
-            let mut step = 0;
+            let (mut step, mut first_epoch) = (0, 0);
+            if let Some((dir, p)) = &dense_partial {
+                model = model
+                    .try_load_file(dir.join("model.bpk"))
+                    .map_err(|e| format!("{}: cannot load the model: {e}", dir.display()))?;
+                optim = optim.load(dir.join("optim.bpk"))?;
+                (step, first_epoch) = (p.step, p.epochs_done);
+                println!("resuming the dense phase after epoch {first_epoch}");
+            }
             let mut guard = run::LossGuard::new(args.on_nonfinite);
-            for epoch in 0..args.dense_epochs {
+            for epoch in first_epoch..args.dense_epochs {
                 let order = sparse_data::epoch_order(train.len(), args.seed ^ (epoch as u64 + 1));
                 for b in order.chunks_exact(args.batch) {
                     let (x, y) = train.batch(b, Some(args.seed ^ (step << 16)), &device);
@@ -378,10 +472,16 @@ fn train<M: ImageClassifier>(
                     model = optim.step(lr, model, grads);
                 }
                 println!(
-                    "dense epoch {:3}: validation {:.2} %",
+                    "dense epoch {:3}: validation {:.2} % ({:.0} s)",
                     epoch + 1,
-                    100.0 * val.accuracy(&model, &device)
+                    100.0 * val.accuracy(&model, &device),
+                    started.elapsed().as_secs_f64()
                 );
+                let progress = DenseProgress {
+                    epochs_done: epoch + 1,
+                    step,
+                };
+                save_dense_checkpoint(&args.out, &model, &optim, &progress)?;
             }
             let (val_acc, test_acc) = (
                 val.accuracy(&model, &device),
@@ -401,6 +501,7 @@ fn train<M: ImageClassifier>(
                 test_acc,
             };
             record.save(&args.out.join("dense"), &model)?;
+            let _ = std::fs::remove_dir_all(args.out.join(DENSE_CHECKPOINT));
             (model, val_acc, test_acc)
         }
     };

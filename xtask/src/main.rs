@@ -55,6 +55,9 @@ enum Results {
     /// The Transformer language model: bits per character at 50-90 % sparsity, method vs
     /// magnitude-only, over seeds.
     Text(Box<reproduce_text::Args>),
+    /// ResNet-20 on CIFAR-10 (an image folder or the binary version): the method, magnitude-only,
+    /// L2 and GMP from one dense start per seed.
+    Cifar(Box<reproduce::CifarArgs>),
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -140,6 +143,7 @@ fn main() {
             let result = match what {
                 Results::Lenet(args) => reproduce::run(&args, &root),
                 Results::Text(args) => reproduce_text::run(&args, &root),
+                Results::Cifar(args) => reproduce::run(&reproduce::Args::from(*args), &root),
             };
             if let Err(e) = result {
                 eprintln!("error: {e}");

@@ -57,6 +57,50 @@ pub fn keep(
     Ok(true)
 }
 
+/// The provenance file of a run: one entry per process that wrote it (the commit it was built
+/// from, whether the tree had uncommitted changes, the binary's SHA-256).
+pub const PROVENANCE: &str = "provenance.json";
+
+/// Append this launch of `exe` to `run`'s provenance file (created with the run directory).
+pub fn stamp(run: &Path, exe: &Path) -> Result<(), String> {
+    use sha2::Digest;
+    std::fs::create_dir_all(run).map_err(|e| format!("{}: {e}", run.display()))?;
+    let bytes = std::fs::read(exe).map_err(|e| format!("{}: {e}", exe.display()))?;
+    let sha: String = sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let entry = serde_json::json!({
+        "commit": git(&["rev-parse", "HEAD"]),
+        "dirty": git(&["status", "--porcelain", "--untracked-files=no"]).map(|s| !s.is_empty()),
+        "exe": exe.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "exe_sha256": sha,
+        "unix_time": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    });
+    let file = run.join(PROVENANCE);
+    let mut all: Vec<serde_json::Value> = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    all.push(entry);
+    let text = serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?;
+    let tmp = file.with_extension("json.tmp");
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, &file))
+        .map_err(|e| format!("{}: {e}", file.display()))
+}
+
 /// Whether the run has finished here or on an earlier machine (its record is complete).
 pub fn finished(run: &Path, record: &Path, summary: &str) -> bool {
     record.join(summary).exists() || run.join(summary).exists()

@@ -20,6 +20,11 @@ pub struct Args {
     /// MNIST-format data (the full Fashion-MNIST from Debian's `dataset-fashion-mnist`).
     #[arg(long, default_value = "/usr/share/datasets/fashion-mnist")]
     pub data_dir: PathBuf,
+    /// The data set (the example's `--dataset`: its floors); the grid's defaults follow it:
+    /// fashion-mnist 6 methods x 5 seeds + an alpha sweep, mnist the paper's task 1 (the
+    /// method, magnitude-only and L2 on 3 seeds, and the method at a 99.2 % floor).
+    #[arg(long, default_value = "fashion-mnist", value_parser = ["fashion-mnist", "mnist"])]
+    pub dataset: String,
     /// Models, comma separated.
     #[arg(long, value_delimiter = ',', default_value = MODELS)]
     pub models: Vec<String>,
@@ -32,6 +37,9 @@ pub struct Args {
     /// Extra alpha values for the paper method (alpha sweep), comma separated.
     #[arg(long, value_delimiter = ',', num_args = 0.., default_value = ALPHAS)]
     pub alphas: Vec<f64>,
+    /// Extra validation floors for the paper method (the example's `--floor`), comma separated.
+    #[arg(long, value_delimiter = ',', num_args = 0..)]
+    pub floors: Vec<f64>,
     /// Dense epochs and epochs with the method (the paper: 14 and 75).
     #[arg(long, default_value_t = 14)]
     pub dense_epochs: usize,
@@ -60,11 +68,81 @@ pub struct Args {
     pub report_only: bool,
 }
 
+/// The `dataset` of the CIFAR-10 grid (`cargo xtask reproduce cifar`, the cifar10 example).
+pub const CIFAR10: &str = "cifar10";
+
+/// `cargo xtask reproduce cifar`: ResNet-20 on CIFAR-10, the method and its baselines from one
+/// dense start per seed (the same budget for every method).
+#[derive(clap::Args, Clone, Debug)]
+pub struct CifarArgs {
+    /// An image folder (`train/<class>/*.jpg`, `test/<class>/*.jpg`) or CIFAR-10's binary
+    /// version.
+    #[arg(long, default_value = "data/cifar10")]
+    pub data_dir: PathBuf,
+    /// Models, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "resnet20")]
+    pub models: Vec<String>,
+    /// Methods of the example (`--method`), comma separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "relevance,magnitude,l2,gmp"
+    )]
+    pub methods: Vec<String>,
+    /// Seeds, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    pub seeds: Vec<u64>,
+    /// Dense epochs, and epochs of each method from the dense start.
+    #[arg(long, default_value_t = CIFAR_DENSE_EPOCHS)]
+    pub dense_epochs: usize,
+    #[arg(long, default_value_t = CIFAR_EPOCHS)]
+    pub epochs: usize,
+    /// Root of the run directories.
+    #[arg(long, default_value = "runs/cifar10")]
+    pub out: PathBuf,
+    /// Use this build of the cifar10 example instead of building one.
+    #[arg(long)]
+    pub exe: Option<PathBuf>,
+    /// Only rebuild the tables of docs/RESULTS.md from the runs already there.
+    #[arg(long)]
+    pub report_only: bool,
+}
+
+/// The CIFAR-10 budget, the same for every method (docs/RESULTS.md says how it was sized).
+const CIFAR_DENSE_EPOCHS: usize = 30;
+const CIFAR_EPOCHS: usize = 15;
+
+impl From<CifarArgs> for Args {
+    fn from(c: CifarArgs) -> Self {
+        Args {
+            data_dir: c.data_dir,
+            dataset: CIFAR10.into(),
+            models: c.models,
+            methods: c.methods,
+            seeds: c.seeds,
+            alphas: vec![],
+            floors: vec![],
+            dense_epochs: c.dense_epochs,
+            epochs: c.epochs,
+            torch: false,
+            torch_script: PathBuf::new(),
+            dense_keep: "last".into(),
+            out: c.out,
+            exe: c.exe,
+            report_only: c.report_only,
+        }
+    }
+}
+
 /// The whole grid: the defaults of `--models`, `--methods`, `--seeds` and `--alphas`.
 const MODELS: &str = "lenet5,lenet300";
 const METHODS: &str = "relevance,magnitude,l2,l1,lobster,gmp";
 const SEEDS: &str = "1,2,3,4,5";
 const ALPHAS: &str = "0.1,0.01,0.001";
+/// The MNIST grid (`--dataset mnist`): methods, seeds and extra floors.
+const MNIST_METHODS: &str = "relevance,magnitude,l2";
+const MNIST_SEEDS: &str = "1,2,3";
+const MNIST_FLOORS: &str = "0.992";
 
 /// `defaults` (comma separated), then whatever of `named` they lack.
 pub(crate) fn union<T: PartialEq + Clone + std::str::FromStr>(
@@ -85,11 +163,30 @@ impl Args {
     /// names. An invocation that runs part of the grid (one seed, some methods) rewrites the
     /// document at its end, and must not drop the other results from it.
     pub fn whole_grid(&self) -> Args {
+        if self.dataset == CIFAR10 {
+            return Args {
+                models: union("resnet20", &self.models),
+                methods: union("relevance,magnitude,l2,gmp", &self.methods),
+                seeds: union("1,2,3", &self.seeds),
+                ..self.clone()
+            };
+        }
+        if self.dataset == "mnist" {
+            return Args {
+                models: union(MODELS, &self.models),
+                methods: union(MNIST_METHODS, &self.methods),
+                seeds: union(MNIST_SEEDS, &self.seeds),
+                alphas: self.alphas.clone(),
+                floors: union(MNIST_FLOORS, &self.floors),
+                ..self.clone()
+            };
+        }
         Args {
             models: union(MODELS, &self.models),
             methods: union(METHODS, &self.methods),
             seeds: union(SEEDS, &self.seeds),
             alphas: union(ALPHAS, &self.alphas),
+            floors: union("", &self.floors),
             ..self.clone()
         }
     }
@@ -98,14 +195,15 @@ impl Args {
 /// Run the grid (skipping what is done), then write the tables.
 pub fn run(args: &Args, root: &Path) -> Result<(), String> {
     let out = root.join(&args.out);
+    let example = args.example();
     if !args.report_only && args.exe.is_none() {
         let status = Command::new("cargo")
             .current_dir(root)
-            .args(["build", "--release", "--example", "lenet"])
+            .args(["build", "--release", "--example", example])
             .status()
             .map_err(|e| format!("cannot run cargo: {e}"))?;
         if !status.success() {
-            return Err("cargo build --release --example lenet failed".into());
+            return Err(format!("cargo build --release --example {example} failed"));
         }
     }
     let records = crate::records::dir_for(root, &args.out);
@@ -113,7 +211,7 @@ pub fn run(args: &Args, root: &Path) -> Result<(), String> {
         let exe = args
             .exe
             .clone()
-            .unwrap_or_else(|| root.join("target/release/examples/lenet"));
+            .unwrap_or_else(|| target_dir(root).join("release/examples").join(example));
         for model in &args.models {
             for seed in &args.seeds {
                 grid_for(args, &exe, &out, &records, model, *seed)?;
@@ -128,20 +226,41 @@ pub fn run(args: &Args, root: &Path) -> Result<(), String> {
             records.display()
         ));
     }
-    crate::markers::write_results(
-        root,
-        "cargo xtask reproduce lenet",
-        &args.out,
-        "runs/reproduce",
-        &tables,
-    )
+    let (command, default_out) = args.command();
+    crate::markers::write_results(root, command, &args.out, default_out, &tables)
+}
+
+impl Args {
+    /// The command that runs this grid, and its default run root.
+    fn command(&self) -> (&'static str, &'static str) {
+        match self.dataset.as_str() {
+            CIFAR10 => ("cargo xtask reproduce cifar", "runs/cifar10"),
+            "mnist" => ("cargo xtask reproduce lenet --dataset mnist", "runs/mnist"),
+            _ => ("cargo xtask reproduce lenet", "runs/reproduce"),
+        }
+    }
+
+    /// The example that runs this grid.
+    fn example(&self) -> &'static str {
+        if self.dataset == CIFAR10 {
+            "cifar10"
+        } else {
+            "lenet"
+        }
+    }
+}
+
+/// Cargo's target directory (`CARGO_TARGET_DIR`, else `target/` under `root`).
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
 }
 
 /// The files of a finished run the tables are built from: `(in the run, in the record)`.
-const RECORDED: [(&str, &str); 4] = [
+pub(crate) const RECORDED: [(&str, &str); 5] = [
     ("config.json", "config.json"),
     ("metrics.csv", "metrics.csv"),
     ("checkpoint/progress.json", "progress.json"),
+    (crate::records::PROVENANCE, crate::records::PROVENANCE),
     ("summary.json", "summary.json"),
 ];
 
@@ -169,6 +288,17 @@ fn grid_for(
                 "relevance".into(),
                 "--alpha".into(),
                 a.to_string(),
+            ],
+        ));
+    }
+    for f in &args.floors {
+        runs.push((
+            format!("relevance-f{f}-s{seed}"),
+            vec![
+                "--method".into(),
+                "relevance".into(),
+                "--floor".into(),
+                f.to_string(),
             ],
         ));
     }
@@ -208,6 +338,9 @@ fn grid_for(
             .arg("--quiet")
             .arg("--out")
             .arg(run);
+        if args.dataset != CIFAR10 {
+            c.arg("--dataset").arg(&args.dataset);
+        }
         c
     };
     if let Some(pid) = busy(&dense) {
@@ -219,10 +352,18 @@ fn grid_for(
     let record = dense.join("dense/dense.json");
     if !record.exists() {
         let mut c = common(&dense);
-        c.args(["--max-steps", "0", "--force", "--dense-keep"])
-            .arg(&args.dense_keep)
-            .arg("--dense-epochs")
+        c.args(["--max-steps", "0", "--dense-epochs"])
             .arg(args.dense_epochs.to_string());
+        if args.dataset != CIFAR10 {
+            c.arg("--dense-keep").arg(&args.dense_keep);
+        }
+        // The cifar10 example checkpoints its dense phase after every epoch.
+        if args.dataset == CIFAR10 && dense.join("dense-checkpoint/progress.json").exists() {
+            c.arg("--resume");
+        } else {
+            c.arg("--force");
+        }
+        crate::records::stamp(&dense, exe)?;
         launch(c, &dense)?;
     }
     let text =
@@ -247,6 +388,7 @@ fn grid_for(
         } else {
             c.arg("--force");
         }
+        crate::records::stamp(&run, exe)?;
         launch(c, &run)?;
         crate::records::keep(&run, &kept.join(&name), "summary.json", &RECORDED)?;
     }
@@ -278,9 +420,14 @@ fn grid_for(
                 .arg(args.dense_epochs.to_string())
                 .arg("--epochs")
                 .arg(args.epochs.to_string())
-                // The floors the lenet example uses on full Fashion-MNIST.
+                // The floors the lenet example uses on the full data set.
                 .arg("--floor")
-                .arg(if model == "lenet5" { "0.905" } else { "0.88" })
+                .arg(match (args.dataset.as_str(), model) {
+                    ("mnist", "lenet5") => "0.98",
+                    ("mnist", _) => "0.97",
+                    (_, "lenet5") => "0.905",
+                    _ => "0.88",
+                })
                 .stdout(log)
                 .status()
                 .map_err(|e| format!("cannot run python3 {}: {e}", args.torch_script.display()))?;
@@ -350,23 +497,33 @@ pub(crate) fn launch(mut c: Command, run: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Compression levels of the ladder table.
+/// Compression levels of the ladder tables: LeNet's, and CIFAR's (80, 90, 95, 98 % sparse).
 const LADDER: [f64; 6] = [10.0, 30.0, 100.0, 200.0, 300.0, 500.0];
+const CIFAR_LADDER: [f64; 4] = [5.0, 10.0, 20.0, 50.0];
+
+impl Args {
+    /// The ladder tables' compression levels for this data set.
+    fn levels(&self) -> &'static [f64] {
+        if self.dataset == CIFAR10 {
+            &CIFAR_LADDER
+        } else {
+            &LADDER
+        }
+    }
+}
 
 /// One run, as the tables need it.
 struct Outcome {
     compression: Option<f64>,
     test_at_best: Option<f64>,
-    /// Per LADDER level: test accuracy at the first check at >= that compression whose
-    /// validation accuracy passed the floor.
-    ladder: Vec<Option<f64>>,
-    /// Per LADDER level: test accuracy at the check with the best validation accuracy among
-    /// those at >= that compression whose validation accuracy passed the floor.
-    ladder_best_val: Vec<Option<f64>>,
+    /// Every check of the run, in order (the ladder tables read them).
+    points: Vec<Check>,
     dense_test: f64,
     wall_s: Option<f64>,
     /// Set when the run has not finished: the step of its last checkpoint.
     partial_step: Option<u64>,
+    /// The validation floor of the run.
+    floor: f64,
     /// The seed of the run.
     seed: u64,
 }
@@ -381,8 +538,12 @@ type Check = (f64, f64, f64, bool);
 
 /// Per LADDER level, the test accuracy of the check `pick` takes among those at or past it whose
 /// validation accuracy passed the floor (in order).
-fn at_levels(points: &[Check], pick: impl Fn(&[&Check]) -> Option<f64>) -> Vec<Option<f64>> {
-    LADDER
+fn at_levels(
+    points: &[Check],
+    levels: &[f64],
+    pick: impl Fn(&[&Check]) -> Option<f64>,
+) -> Vec<Option<f64>> {
+    levels
         .iter()
         .map(|level| {
             let passed: Vec<&Check> = points
@@ -395,14 +556,14 @@ fn at_levels(points: &[Check], pick: impl Fn(&[&Check]) -> Option<f64>) -> Vec<O
 }
 
 /// Per LADDER level, the test accuracy of the first check at or past it.
-fn ladder(points: &[Check]) -> Vec<Option<f64>> {
-    at_levels(points, |passed| passed.first().map(|p| p.2))
+fn ladder(points: &[Check], levels: &[f64]) -> Vec<Option<f64>> {
+    at_levels(points, levels, |passed| passed.first().map(|p| p.2))
 }
 
 /// Per LADDER level, the test accuracy of the check that validation alone would pick among
 /// those at or past it (the first of equals).
-fn ladder_best_val(points: &[Check]) -> Vec<Option<f64>> {
-    at_levels(points, |passed| {
+fn ladder_best_val(points: &[Check], levels: &[f64]) -> Vec<Option<f64>> {
+    at_levels(points, levels, |passed| {
         passed
             .iter()
             .fold(None::<&Check>, |best, p| match best {
@@ -454,11 +615,11 @@ fn burn_outcome(run: &Path, seed: u64) -> Option<Outcome> {
     Some(Outcome {
         compression: best["compression"].as_f64(),
         test_at_best: best["test_acc"].as_f64(),
-        ladder: ladder(&points),
-        ladder_best_val: ladder_best_val(&points),
+        points,
         dense_test,
         wall_s,
         partial_step,
+        floor,
         seed,
     })
 }
@@ -486,11 +647,11 @@ fn torch_outcome(file: &Path, seed: u64) -> Option<Outcome> {
     Some(Outcome {
         compression: s["best_compression"].as_f64(),
         test_at_best: s["best_test_acc"].as_f64(),
-        ladder: ladder(&points),
-        ladder_best_val: ladder_best_val(&points),
+        points,
         dense_test: s["dense_test_acc"].as_f64()?,
         wall_s: s["wall_s"].as_f64(),
         partial_step: None,
+        floor,
         seed,
     })
 }
@@ -519,14 +680,17 @@ pub(crate) fn spread(values: &[f64], fmt: impl Fn(f64) -> String) -> String {
 /// The tables, and how many runs they are built from.
 fn report(args: &Args, out: &Path, records: &Path) -> Result<(String, usize), String> {
     let mut count = 0;
+    let options = match args.dataset.as_str() {
+        CIFAR10 => String::new(),
+        _ => format!(" --dense-keep {}", args.dense_keep),
+    };
     let mut text = format!(
-        "Built by `cargo xtask reproduce lenet --report-only --out {} --dense-keep {}` from the \
-         finished runs recorded under `{}` (and any run still going under `{}`) ({} dense + {} \
+        "Built by `{} --report-only --out {}{options}` from the finished runs recorded under `{}` (and any run still going under `{}`) ({} dense + {} \
          epochs, the method starting from {}); \
          `runs` = seeds, cells = median (min-max) over them; wall s = the last process of a run \
          (a resumed run counts only its last part).\n\n",
+        args.command().0,
         args.out.display(),
-        args.dense_keep,
         crate::records::dir_for(Path::new(""), &args.out).display(),
         args.out.display(),
         args.dense_epochs,
@@ -548,6 +712,12 @@ fn report(args: &Args, out: &Path, records: &Path) -> Result<(String, usize), St
             .collect();
         for a in &args.alphas {
             labels.push((format!("relevance-a{a}"), format!("relevance, alpha {a}")));
+        }
+        for f in &args.floors {
+            labels.push((
+                format!("relevance-f{f}"),
+                format!("relevance, floor {:.1} %", 100.0 * f),
+            ));
         }
         for (prefix, label) in &labels {
             let found: Vec<Outcome> = args
@@ -611,7 +781,8 @@ fn report(args: &Args, out: &Path, records: &Path) -> Result<(String, usize), St
                  above the floor ({model})"
             ),
             &rows,
-            |o| &o.ladder,
+            args.levels(),
+            ladder,
         ));
         text.push_str(&ladder_table(
             &format!(
@@ -620,7 +791,8 @@ fn report(args: &Args, out: &Path, records: &Path) -> Result<(String, usize), St
                  floor ({model})"
             ),
             &rows,
-            |o| &o.ladder_best_val,
+            args.levels(),
+            ladder_best_val,
         ));
         text.push_str(&per_seed(model, &args.seeds, &rows));
         text.push('\n');
@@ -657,23 +829,25 @@ fn label_of(label: &str, found: &[Outcome], partial: &[u64]) -> String {
 fn ladder_table(
     title: &str,
     rows: &[(String, Vec<Outcome>, Vec<u64>)],
-    levels: impl Fn(&Outcome) -> &[Option<f64>],
+    levels: &[f64],
+    at: fn(&[Check], &[f64]) -> Vec<Option<f64>>,
 ) -> String {
     let mut text = format!(
         "\n{title}:\n\n| method |{}\n|---|{}\n",
-        LADDER
+        levels
             .iter()
             .map(|l| format!(" >= {l:.0}x |"))
             .collect::<String>(),
-        LADDER.iter().map(|_| "---|").collect::<String>()
+        levels.iter().map(|_| "---|").collect::<String>()
     );
     for (label, found, partial) in rows {
         if found.is_empty() {
             continue;
         }
-        let cells: String = (0..LADDER.len())
+        let per_run: Vec<Vec<Option<f64>>> = found.iter().map(|o| at(&o.points, levels)).collect();
+        let cells: String = (0..levels.len())
             .map(|i| {
-                let v: Vec<f64> = found.iter().filter_map(|o| levels(o)[i]).collect();
+                let v: Vec<f64> = per_run.iter().filter_map(|l| l[i]).collect();
                 format!(" {} |", spread(&v, pct))
             })
             .collect();
@@ -894,11 +1068,11 @@ mod tests {
             (120.0, 0.93, 0.88, true),
         ];
         assert_eq!(
-            ladder(&points),
+            ladder(&points, &LADDER),
             [Some(0.92), Some(0.88), Some(0.88), None, None, None]
         );
         assert_eq!(
-            ladder_best_val(&points),
+            ladder_best_val(&points, &LADDER),
             [Some(0.89), Some(0.88), Some(0.88), None, None, None]
         );
     }
@@ -918,8 +1092,12 @@ mod tests {
         .unwrap();
         let o = torch_outcome(&file, 1).unwrap();
         std::fs::remove_file(&file).ok();
-        assert_eq!(o.ladder[..4], [Some(0.91), Some(0.90), Some(0.90), None]);
-        assert_eq!(o.ladder_best_val[..3], [Some(0.91), Some(0.90), Some(0.90)]);
+        let (l, b) = (
+            ladder(&o.points, &LADDER),
+            ladder_best_val(&o.points, &LADDER),
+        );
+        assert_eq!(l[..4], [Some(0.91), Some(0.90), Some(0.90), None]);
+        assert_eq!(b[..3], [Some(0.91), Some(0.90), Some(0.90)]);
         assert_eq!((o.compression, o.test_at_best), (Some(125.0), Some(0.9)));
     }
 
