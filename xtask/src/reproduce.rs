@@ -109,8 +109,8 @@ pub struct CifarArgs {
 }
 
 /// The CIFAR-10 budget, the same for every method (docs/RESULTS.md says how it was sized).
-const CIFAR_DENSE_EPOCHS: usize = 30;
-const CIFAR_EPOCHS: usize = 15;
+const CIFAR_DENSE_EPOCHS: usize = 20;
+const CIFAR_EPOCHS: usize = 10;
 
 impl From<CifarArgs> for Args {
     fn from(c: CifarArgs) -> Self {
