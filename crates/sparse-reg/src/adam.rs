@@ -190,7 +190,7 @@ impl FusedAdam {
             keep,
         };
         // Adam's square root and division make the pass arithmetic: it splits well over the
-        // pool (docs/BENCHMARKS.md, session 17).
+        // pool (docs/BENCHMARKS.md).
         let pieces = crate::split::pieces(bufs.g.len(), crate::split::threads());
         run_pass(bufs, scalars, decay, pieces);
         let moments = AdaptiveMomentumState::new(

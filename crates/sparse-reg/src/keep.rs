@@ -94,7 +94,7 @@ pub fn zero_pruned<const D: usize>(t: Tensor<D>, keep: &[u8]) -> Tensor<D> {
 
 /// `w = keep ? w : 0` over a slice, compiled for the widest instruction set the CPU has. On
 /// the calling thread: it follows an optimizer step that is not fused, whose own ops read the
-/// weight there, and a split over the pool measured slower (docs/BENCHMARKS.md, session 17).
+/// weight there, and a split over the pool measured slower (docs/BENCHMARKS.md).
 pub(crate) fn zero_pass(values: &mut [f32], keep: &[u8]) {
     assert_eq!(values.len(), keep.len(), "a keep-mask of another size");
     pulp::Arch::new().dispatch(ZeroPass { values, keep });

@@ -51,7 +51,7 @@ pub(crate) fn has_fma<S: pulp::Simd>() -> bool {
 
 /// `e^x` for `x <= 0`, relative error below 2e-7 (range reduction to `[-ln2/2, ln2/2]`, degree-6
 /// polynomial); branch-free so the loop vectorises. Underflows to 0 below -87. With `FMA` the
-/// reduction and each polynomial step are one instruction (docs/BENCHMARKS.md, session 13).
+/// reduction and each polynomial step are one instruction (docs/BENCHMARKS.md).
 #[inline(always)]
 pub(crate) fn exp_neg<const FMA: bool>(x: f32) -> f32 {
     let x = x.max(-87.0);
@@ -196,7 +196,7 @@ pub(crate) fn with_optional_decay(decay: Option<DecayTerm>, body: impl DecayedLo
 
 /// The decay's own pass: the gradient replaced in place by the decayed one. On the calling
 /// thread: the inner optimizer's ops read this gradient there next, and a split over the pool
-/// measured slower (docs/BENCHMARKS.md, session 17).
+/// measured slower (docs/BENCHMARKS.md).
 struct DecayLoop<'a> {
     grad: &'a mut [f32],
     weight: &'a [f32],

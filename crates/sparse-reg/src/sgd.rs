@@ -193,7 +193,7 @@ impl FusedSgd {
         });
         // Plain SGD is a stream through memory: a hand-off to the pool costs more than it
         // saves. With the decay's `exp` folded in, the pass is arithmetic and splits well
-        // (docs/BENCHMARKS.md, session 17).
+        // (docs/BENCHMARKS.md).
         let pieces = match decay {
             Some(_) => crate::split::pieces(gs.len(), crate::split::threads()),
             None => 1,
