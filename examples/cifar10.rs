@@ -317,30 +317,19 @@ struct DenseProgress {
 
 const DENSE_CHECKPOINT: &str = "dense-checkpoint";
 
-/// Save the dense phase's state atomically (a temporary directory renamed over the old one).
+/// Save the dense phase's state atomically (see [`run::write_dir_atomically`]).
 fn save_dense_checkpoint<M: ImageClassifier>(
     out: &std::path::Path,
     model: &M,
     optim: &ModuleOptimizer,
     progress: &DenseProgress,
 ) -> Result<(), run::Error> {
-    let (tmp, dir, old) = (
-        out.join("dense-checkpoint.tmp"),
-        out.join(DENSE_CHECKPOINT),
-        out.join("dense-checkpoint.old"),
-    );
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp)?;
-    model.clone().save_file(tmp.join("model.bpk"))?;
-    optim.save(tmp.join("optim.bpk"))?;
-    std::fs::write(tmp.join("progress.json"), serde_json::to_string(progress)?)?;
-    let _ = std::fs::remove_dir_all(&old);
-    if dir.exists() {
-        std::fs::rename(&dir, &old)?;
-    }
-    std::fs::rename(&tmp, &dir)?;
-    let _ = std::fs::remove_dir_all(&old);
-    Ok(())
+    run::write_dir_atomically(out, DENSE_CHECKPOINT, |tmp| {
+        model.clone().save_file(tmp.join("model.bpk"))?;
+        optim.save(tmp.join("optim.bpk"))?;
+        std::fs::write(tmp.join("progress.json"), serde_json::to_string(progress)?)?;
+        Ok(())
+    })
 }
 
 /// The dense phase's newest complete checkpoint, if any.

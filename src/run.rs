@@ -185,13 +185,44 @@ pub fn save_checkpoint<M: Module, P: Serialize>(
     pruner: &Pruner,
     progress: &P,
 ) -> Result<(), Error> {
+    write_dir_atomically(out, "checkpoint", |tmp| {
+        write_checkpoint_files(out, tmp, model, optim, pruner, progress)
+    })
+}
+
+/// Write the directory `out/name` atomically: `write` fills `out/name.tmp`, which is then
+/// swapped with `out/name` (the old one renamed to `out/name.old` and removed); a kill at any
+/// point leaves one complete directory, the new or the old.
+pub fn write_dir_atomically(
+    out: &Path,
+    name: &str,
+    write: impl FnOnce(&Path) -> Result<(), Error>,
+) -> Result<(), Error> {
     let (tmp, dir, old) = (
-        out.join("checkpoint.tmp"),
-        out.join("checkpoint"),
-        out.join("checkpoint.old"),
+        out.join(format!("{name}.tmp")),
+        out.join(name),
+        out.join(format!("{name}.old")),
     );
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp)?;
+    write(&tmp)?;
+    let _ = std::fs::remove_dir_all(&old);
+    if dir.exists() {
+        std::fs::rename(&dir, &old)?;
+    }
+    std::fs::rename(&tmp, &dir)?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+fn write_checkpoint_files<M: Module, P: Serialize>(
+    out: &Path,
+    tmp: &Path,
+    model: &M,
+    optim: &ModuleOptimizer,
+    pruner: &Pruner,
+    progress: &P,
+) -> Result<(), Error> {
     model.clone().save_file(tmp.join("model.bpk"))?;
     optim.save(tmp.join("optim.bpk"))?;
     pruner.save_state(tmp.join("pruner.json"))?;
@@ -211,12 +242,6 @@ pub fn save_checkpoint<M: Module, P: Serialize>(
         tmp.join("progress.json"),
         serde_json::to_string_pretty(progress)?,
     )?;
-    let _ = std::fs::remove_dir_all(&old);
-    if dir.exists() {
-        std::fs::rename(&dir, &old)?;
-    }
-    std::fs::rename(&tmp, &dir)?;
-    let _ = std::fs::remove_dir_all(&old);
     Ok(())
 }
 

@@ -63,13 +63,9 @@ pub const PROVENANCE: &str = "provenance.json";
 
 /// Append this launch of `exe` to `run`'s provenance file (created with the run directory).
 pub fn stamp(run: &Path, exe: &Path) -> Result<(), String> {
-    use sha2::Digest;
     std::fs::create_dir_all(run).map_err(|e| format!("{}: {e}", run.display()))?;
     let bytes = std::fs::read(exe).map_err(|e| format!("{}: {e}", exe.display()))?;
-    let sha: String = sha2::Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha = sparse_data::sha256_hex(&bytes);
     let git = |args: &[&str]| {
         std::process::Command::new("git")
             .args(args)
