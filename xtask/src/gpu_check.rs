@@ -29,8 +29,8 @@ pub struct Args {
     /// Small batches and few steps: checks the whole command in a few minutes on lavapipe.
     #[arg(long)]
     pub quick: bool,
-    /// CIFAR-10 for the epoch of ResNet-20 (an image folder DIR/train/<class>/*.png or the binary
-    /// version); without it the epoch is skipped (with `--quick`: run on generated data).
+    /// CIFAR-10 for the epoch of ResNet-20 (an image folder `DIR/train/<class>/*.png` or the
+    /// binary version); without it the epoch is skipped (with `--quick`: run on generated data).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// The `cifar10` example's binary [`examples/cifar10` or `cifar10` next to this binary].
