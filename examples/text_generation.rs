@@ -10,10 +10,11 @@
 //!         --generate 500 --temperature 0.8 --prompt "MACBETH."        # sample a saved run
 //!
 //! The run directory (`--out`) receives config.json, metrics.csv (one row per prune check:
-//! step, val_bpc, alive, sparsity), checkpoint/ (for --resume and --from-checkpoint) and
-//! summary.json (the dense validation bits per character, the sparsest checkpoint whose
-//! validation bits per character stayed under the floor, and the final model). Validation
-//! text is a seeded tenth of the corpus in contiguous blocks, never trained on.
+//! step, val_bpc, alive, sparsity, test_bpc), checkpoint/ (for --resume and --from-checkpoint)
+//! and summary.json (the dense bits per character, the sparsest checkpoint whose validation bits
+//! per character stayed under the floor, and the final model). The test text is the corpus'
+//! last tenth (`--test-fraction`), the same for every seed: nothing is chosen on it. Validation
+//! text is a seeded tenth of the rest in contiguous blocks; neither is trained on.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -86,9 +87,15 @@ struct Args {
     /// Final sparsity of the gmp method.
     #[arg(long, default_value_t = 0.8)]
     gmp_sparsity: f64,
-    /// Validation windows (fixed, seeded) measured at each check.
+    /// Validation windows (fixed, seeded) measured at each check; as many test windows.
     #[arg(long, default_value_t = 128)]
     val_windows: usize,
+    /// Fraction of the text held out as the test split: its tail, the same for every seed.
+    /// Nothing is tuned or chosen on it (the floor and the reported checkpoint use validation);
+    /// its bits per character are reported beside validation's. 0: no test split (the
+    /// protocol of the runs recorded before it existed).
+    #[arg(long, default_value_t = 0.1)]
+    test_fraction: f64,
     #[arg(long, default_value_t = 1234)]
     seed: u64,
     /// Run directory.
@@ -130,6 +137,9 @@ struct Best {
     step: u64,
     sparsity: f64,
     val_bpc: f64,
+    /// Test bits per character of the same checkpoint (reported, never used to choose it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    test_bpc: Option<f64>,
     /// Per-character perplexity, `2^bpc`.
     perplexity: f64,
 }
@@ -141,6 +151,8 @@ struct Progress {
     step: u64,
     best: Option<Best>,
     dense_val_bpc: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dense_test_bpc: Option<f64>,
     floor: f64,
     alphabet: String,
     d_model: usize,
@@ -381,6 +393,11 @@ fn validate(args: &Args) -> Result<(), String> {
         ("--context", args.context >= 1, "at least 1"),
         ("--val-windows", args.val_windows >= 1, "at least 1"),
         (
+            "--test-fraction",
+            (0.0..1.0).contains(&args.test_fraction),
+            "in [0, 1)",
+        ),
+        (
             "--gmp-sparsity",
             args.gmp_sparsity > 0.0 && args.gmp_sparsity < 1.0,
             "in (0, 1)",
@@ -406,28 +423,42 @@ fn train(args: Args) -> Result<(), Error> {
     };
     let tok = corpus.tokenizer().clone();
     let window = args.context + 1;
-    let (train_text, val_text): (TextSplit, TextSplit) = corpus
-        .split(0.1, (16 * window).max(1024), args.seed)
+    let (train_text, val_text, test_text): (TextSplit, TextSplit, TextSplit) = corpus
+        .split_with_test(0.1, args.test_fraction, (16 * window).max(1024), args.seed)
         .map_err(|e| format!("{}: {e}", source_name(&args)))?;
     let val = val_text
         .windows(args.val_windows, window, args.seed ^ 0x005E_ED0F_7E57)
         .map_err(|e| format!("validation text: {e}"))?;
+    // The same test windows for every seed.
+    let test = match test_text.is_empty() {
+        true => None,
+        false => Some(
+            test_text
+                .windows(args.val_windows, window, 0x7E57_7E57)
+                .map_err(|e| format!("test text (--test-fraction): {e}"))?,
+        ),
+    };
     train_text
         .windows(1, window, 0)
         .map_err(|e| format!("training text: {e}"))?;
     println!(
-        "backend {} | {} | {} training, {} validation characters | vocabulary {} characters \
-         + 256 bytes | {:?}",
+        "backend {} | {} | {} training, {} validation, {} test characters | vocabulary {} \
+         characters + 256 bytes | {:?}",
         sparse_examples::backend::name(),
         source_name(&args),
         train_text.len(),
         val_text.len(),
+        test_text.len(),
         tok.alphabet().chars().count(),
         args.method
     );
 
     let device = sparse_examples::backend::autodiff();
     device.seed(args.seed);
+    let test_bpc = |model: &TransformerLm| {
+        test.as_ref()
+            .map(|t| bits_per_char(model, t, window, &device))
+    };
     let config = TransformerLmConfig::new(tok.vocab_size())
         .with_d_model(args.d_model)
         .with_layers(args.layers)
@@ -455,10 +486,10 @@ fn train(args: Args) -> Result<(), Error> {
         args.context
     );
     // 2. Dense training (Adam), unless resuming the pruning phase.
-    let (model, dense_bpc) = match &resume {
+    let (model, dense_bpc, dense_test) = match &resume {
         Some((dir, p)) => {
             println!("resuming from {} at step {}", dir.display(), p.step);
-            (model, p.dense_val_bpc)
+            (model, p.dense_val_bpc, p.dense_test_bpc)
         }
         None => {
             let mut model = model;
@@ -488,12 +519,14 @@ fn train(args: Args) -> Result<(), Error> {
             }
             progress.clear();
             let bpc = bits_per_char(&model, &val, window, &device);
+            let test = test_bpc(&model);
             println!(
-                "dense: {} steps, validation {bpc:.3} bits/char ({:.0} s)",
+                "dense: {} steps, validation {bpc:.3} bits/char{} ({:.0} s)",
                 args.dense_steps,
+                test.map_or(String::new(), |t| format!(", test {t:.3}")),
                 started.elapsed().as_secs_f64()
             );
-            (model, bpc)
+            (model, bpc, test)
         }
     };
     let floor = dense_bpc * (1.0 + args.slack);
@@ -539,6 +572,7 @@ fn train(args: Args) -> Result<(), Error> {
         step,
         best: best.clone(),
         dense_val_bpc: dense_bpc,
+        dense_test_bpc: dense_test,
         floor,
         alphabet: tok.alphabet(),
         d_model: args.d_model,
@@ -549,7 +583,10 @@ fn train(args: Args) -> Result<(), Error> {
 
     let mut csv = run::open_metrics(
         &args.out.join("metrics.csv"),
-        "step,val_bpc,alive,sparsity",
+        match test {
+            Some(_) => "step,val_bpc,alive,sparsity,test_bpc",
+            None => "step,val_bpc,alive,sparsity",
+        },
         resume.as_ref().map(|_| step),
     )?;
     let mut progress = ProgressLine::new(!args.quiet, total_steps);
@@ -581,14 +618,16 @@ fn train(args: Args) -> Result<(), Error> {
         }
         // A check: measure, then let the pruner decide.
         let val_bpc = bits_per_char(&model, &val, window, &device);
+        let check_test = test_bpc(&model);
         last_val = val_bpc;
         progress.clear();
         let report = SparsityReport::of(&model);
         writeln!(
             csv,
-            "{step},{val_bpc:.5},{},{:.6}",
+            "{step},{val_bpc:.5},{},{:.6}{}",
             report.nonzeros(),
-            report.sparsity()
+            report.sparsity(),
+            check_test.map_or(String::new(), |t| format!(",{t:.5}"))
         )?;
         if val_bpc < floor
             && best
@@ -599,6 +638,7 @@ fn train(args: Args) -> Result<(), Error> {
                 step,
                 sparsity: report.sparsity(),
                 val_bpc,
+                test_bpc: check_test,
                 perplexity: val_bpc.exp2(),
             });
         }
@@ -625,6 +665,7 @@ fn train(args: Args) -> Result<(), Error> {
 
     // 4. The final model: bits per character, sparsity per kind, a sample.
     let final_bpc = bits_per_char(&model, &val, window, &device);
+    let final_test = test_bpc(&model);
     let report = SparsityReport::of(&model);
     run::save_checkpoint(
         &args.out,
@@ -633,7 +674,7 @@ fn train(args: Args) -> Result<(), Error> {
         &pruner,
         &progress_record(step, &best),
     )?;
-    let summary = serde_json::json!({
+    let mut summary = serde_json::json!({
         "dense_val_bpc": dense_bpc,
         "floor": floor,
         "best": best,
@@ -650,25 +691,36 @@ fn train(args: Args) -> Result<(), Error> {
         "seed": args.seed,
         "method": args.method,
     });
+    if let (Some(dense), Some(last)) = (dense_test, final_test) {
+        summary["dense_test_bpc"] = dense.into();
+        summary["final"]["test_bpc"] = last.into();
+    }
     std::fs::write(
         args.out.join("summary.json"),
         serde_json::to_string_pretty(&summary)?,
     )?;
     println!("\n{}\n", kind_table(&report));
-    println!("dense:  validation {dense_bpc:.3} bits/char (floor {floor:.3})");
+    let test_note = |t: Option<f64>| t.map_or(String::new(), |t| format!(", test {t:.3}"));
     println!(
-        "pruned: validation {final_bpc:.3} bits/char at {:.2} % sparsity ({} of {} weights left)",
+        "dense:  validation {dense_bpc:.3} bits/char{} (floor {floor:.3})",
+        test_note(dense_test)
+    );
+    println!(
+        "pruned: validation {final_bpc:.3} bits/char{} at {:.2} % sparsity ({} of {} weights left)",
+        test_note(final_test),
         100.0 * report.sparsity(),
         report.nonzeros(),
         report.params()
     );
     match &best {
         Some(b) => println!(
-            "best under the floor: step {}, {:.2} % sparsity, {:.3} bits/char (perplexity {:.2})",
+            "best under the floor (chosen on validation): step {}, {:.2} % sparsity, {:.3} \
+             bits/char (perplexity {:.2}){}",
             b.step,
             100.0 * b.sparsity,
             b.val_bpc,
-            b.perplexity
+            b.perplexity,
+            test_note(b.test_bpc)
         ),
         None => println!("no check stayed under the floor"),
     }
@@ -722,6 +774,11 @@ mod tests {
             check(&["--temperature=-1"]).unwrap(),
             "--temperature: expected >= 0 (0: greedy)"
         );
+        assert_eq!(
+            check(&["--test-fraction", "1"]).unwrap(),
+            "--test-fraction: expected in [0, 1)"
+        );
+        assert_eq!(check(&["--test-fraction", "0"]), None);
     }
 
     #[test]

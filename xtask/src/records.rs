@@ -102,6 +102,121 @@ pub fn finished(run: &Path, record: &Path, summary: &str) -> bool {
     record.join(summary).exists() || run.join(summary).exists()
 }
 
+/// Options of a run's `config.json` that do not change what it computes: where it is written
+/// and read from, how it is launched, what it prints, and its seed (a row's runs differ in it).
+const NOT_PROTOCOL: [&str; 13] = [
+    "seed",
+    "out",
+    "force",
+    "resume",
+    "quiet",
+    "from",
+    "from_checkpoint",
+    "data_dir",
+    "download",
+    "download_url",
+    "generate",
+    "prompt",
+    "temperature",
+];
+
+/// Options added after runs were recorded, and the value a record without them ran with.
+fn added_default(key: &str) -> Option<serde_json::Value> {
+    match key {
+        "test_fraction" => Some(0.0.into()),
+        "masking" => Some("in-place".into()),
+        "finetune_epochs" => Some(0.into()),
+        _ => None,
+    }
+}
+
+/// Refuse a table row whose runs (record or run directories) were made with different
+/// protocols: their `config.json` files must agree on every option but those of
+/// [`NOT_PROTOCOL`]. Runs without a `config.json` are not compared.
+pub fn same_protocol(row: &str, runs: &[PathBuf]) -> Result<(), String> {
+    let configs: Vec<(&PathBuf, serde_json::Map<String, serde_json::Value>)> = runs
+        .iter()
+        .filter_map(|run| {
+            let text = std::fs::read_to_string(run.join("config.json")).ok()?;
+            match serde_json::from_str(&text).ok()? {
+                serde_json::Value::Object(map) => Some((run, map)),
+                _ => None,
+            }
+        })
+        .collect();
+    let Some((first, reference)) = configs.first() else {
+        return Ok(());
+    };
+    for (run, config) in &configs[1..] {
+        let keys = reference.keys().chain(config.keys());
+        for key in keys.filter(|k| !NOT_PROTOCOL.contains(&k.as_str())) {
+            let value = |c: &serde_json::Map<String, serde_json::Value>| {
+                c.get(key).cloned().or_else(|| added_default(key))
+            };
+            let (a, b) = (value(reference), value(config));
+            if a != b {
+                let show =
+                    |v: Option<serde_json::Value>| v.map_or("absent".into(), |v| v.to_string());
+                return Err(format!(
+                    "{row}: {} and {} were run with different `{key}` ({} against {}): a row \
+                     holds runs of one protocol only (move one of them to another run root)",
+                    first.display(),
+                    run.display(),
+                    show(a),
+                    show(b)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where a table's runs come from: the commits their binaries were built from (from
+/// [`PROVENANCE`]), with how many runs each, and how many runs carry no provenance.
+pub fn provenance_line(runs: &[PathBuf]) -> String {
+    let mut commits: Vec<(String, usize)> = Vec::new();
+    let mut none = 0;
+    for run in runs {
+        let entries: Vec<serde_json::Value> = std::fs::read_to_string(run.join(PROVENANCE))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        if entries.is_empty() {
+            none += 1;
+            continue;
+        }
+        // Every process that wrote the run (a resumed run has several).
+        let mut names: Vec<String> = entries
+            .iter()
+            .map(|e| {
+                let commit = e["commit"].as_str().unwrap_or("unknown");
+                let short = &commit[..commit.len().min(7)];
+                match e["dirty"].as_bool() {
+                    Some(false) => short.to_string(),
+                    Some(true) => format!("{short} with uncommitted changes"),
+                    None => format!("{short} (tree state unknown)"),
+                }
+            })
+            .collect();
+        names.dedup();
+        let name = names.join(" then ");
+        match commits.iter_mut().find(|(c, _)| *c == name) {
+            Some((_, n)) => *n += 1,
+            None => commits.push((name, 1)),
+        }
+    }
+    let mut parts: Vec<String> = commits
+        .iter()
+        .map(|(c, n)| format!("{n} from commit {c}"))
+        .collect();
+    if none > 0 {
+        parts.push(format!(
+            "{none} without provenance (recorded before runs carried it)"
+        ));
+    }
+    format!("Runs: {}.\n", parts.join("; "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +273,71 @@ mod tests {
         // On another machine the run directory is gone; the record still counts.
         std::fs::remove_dir_all(&run).unwrap();
         assert!(finished(&run, &record, "summary.json"));
+        std::fs::remove_dir_all(&tmp).ok();
+    }
+
+    #[test]
+    fn a_row_mixing_protocols_is_refused_naming_the_option() {
+        let tmp = std::env::temp_dir().join(format!("xtask-protocol-{}", std::process::id()));
+        let run = |name: &str, config: &str| {
+            let dir = tmp.join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("config.json"), config).unwrap();
+            dir
+        };
+        let a = run(
+            "a",
+            r#"{"seed": 1, "out": "x", "lr": 0.001, "masking": "in-place"}"#,
+        );
+        let b = run("b", r#"{"seed": 2, "out": "y", "lr": 0.001}"#);
+        let c = run("c", r#"{"seed": 3, "out": "z", "lr": 0.01}"#);
+        let d = run(
+            "d",
+            r#"{"seed": 4, "out": "w", "lr": 0.001, "test_fraction": 0.1}"#,
+        );
+        assert_eq!(same_protocol("row", &[a.clone(), b.clone()]), Ok(()));
+        assert_eq!(
+            same_protocol("lenet5 relevance", &[a.clone(), c.clone()]).unwrap_err(),
+            format!(
+                "lenet5 relevance: {} and {} were run with different `lr` (0.001 against 0.01): \
+                 a row holds runs of one protocol only (move one of them to another run root)",
+                a.display(),
+                c.display()
+            )
+        );
+        assert!(
+            same_protocol("row", &[b, d])
+                .unwrap_err()
+                .contains("different `test_fraction` (0.0 against 0.1)")
+        );
+        std::fs::remove_dir_all(&tmp).ok();
+    }
+
+    #[test]
+    fn the_provenance_line_counts_runs_per_commit() {
+        let tmp = std::env::temp_dir().join(format!("xtask-provenance-{}", std::process::id()));
+        let run = |name: &str, prov: Option<&str>| {
+            let dir = tmp.join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            if let Some(p) = prov {
+                std::fs::write(dir.join(PROVENANCE), p).unwrap();
+            }
+            dir
+        };
+        let clean = r#"[{"commit": "4ebefeaeb4170780", "dirty": false}]"#;
+        let resumed = r#"[{"commit": "4ebefeaeb4170780", "dirty": false},
+                          {"commit": "906017b00000000", "dirty": true}]"#;
+        let runs = [
+            run("a", Some(clean)),
+            run("b", Some(clean)),
+            run("c", Some(resumed)),
+            run("d", None),
+        ];
+        assert_eq!(
+            provenance_line(&runs),
+            "Runs: 2 from commit 4ebefea; 1 from commit 4ebefea then 906017b with uncommitted \
+             changes; 1 without provenance (recorded before runs carried it).\n"
+        );
         std::fs::remove_dir_all(&tmp).ok();
     }
 }

@@ -723,16 +723,20 @@ fn report(args: &Args, out: &Path, records: &Path) -> Result<(String, usize), St
                 format!("relevance, floor {:.1} %", 100.0 * f),
             ));
         }
+        let mut dirs: Vec<PathBuf> = Vec::new();
         for (prefix, label) in &labels {
-            let found: Vec<Outcome> = args
+            let (found, row_dirs): (Vec<Outcome>, Vec<PathBuf>) = args
                 .seeds
                 .iter()
                 .filter_map(|s| {
                     let name = format!("{prefix}-s{s}");
-                    burn_outcome(&kept.join(&name), *s)
-                        .or_else(|| burn_outcome(&dir.join(&name), *s))
+                    [kept.join(&name), dir.join(&name)]
+                        .into_iter()
+                        .find_map(|run| burn_outcome(&run, *s).map(|o| (o, run)))
                 })
-                .collect();
+                .unzip();
+            crate::records::same_protocol(&format!("{model}, {label}"), &row_dirs)?;
+            dirs.extend(row_dirs);
             rows.push((format!("Burn: {label}"), found));
         }
         let torch: Vec<Outcome> = args
@@ -800,6 +804,8 @@ fn report(args: &Args, out: &Path, records: &Path) -> Result<(String, usize), St
             ladder_best_val,
         ));
         text.push_str(&per_seed(model, &args.seeds, &rows));
+        text.push('\n');
+        text.push_str(&crate::records::provenance_line(&dirs));
         text.push('\n');
     }
     Ok((text, count))

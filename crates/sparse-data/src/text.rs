@@ -205,39 +205,81 @@ impl TextCorpus {
         block: usize,
         seed: u64,
     ) -> Result<(TextSplit, TextSplit), String> {
-        if !(val_fraction > 0.0 && val_fraction < 1.0) {
-            return Err(format!(
-                "validation fraction: expected a value in (0, 1), got {val_fraction}"
-            ));
-        }
-        let blocks: Vec<&[u32]> = self.tokens.chunks(block.max(1)).collect();
-        if blocks.len() < 2 {
-            return Err(format!(
-                "the text has {} tokens: too short for a train/validation split in blocks of \
-                 {block} tokens (at least two blocks are needed)",
-                self.tokens.len()
-            ));
-        }
-        let n_val =
-            ((val_fraction * blocks.len() as f64).round() as usize).clamp(1, blocks.len() - 1);
-        let (train_idx, val_idx) =
-            validation_indices(blocks.len(), n_val, seed).map_err(|e| e.message)?;
-        let gather = |idx: &[usize]| {
-            let mut segments: Vec<Vec<u32>> = Vec::new();
-            let mut prev = None;
-            for &i in idx {
-                match segments.last_mut() {
-                    Some(seg) if prev == Some(i.wrapping_sub(1)) => {
-                        seg.extend_from_slice(blocks[i])
-                    }
-                    _ => segments.push(blocks[i].to_vec()),
-                }
-                prev = Some(i);
-            }
-            TextSplit { segments }
-        };
-        Ok((gather(&train_idx), gather(&val_idx)))
+        split_blocks(&self.tokens, val_fraction, block, seed)
     }
+
+    /// A `(train, validation, test)` split: the last `round(test_fraction * tokens)` tokens are
+    /// the test text, one contiguous segment and the same for every seed, so nothing chosen on
+    /// validation ever sees it; the rest is split as [`split`](Self::split) does. A
+    /// `test_fraction` of 0 gives an empty test split and exactly `split`'s train and validation.
+    ///
+    /// ```
+    /// let corpus = sparse_data::TextCorpus::from_text("abcdefghij".repeat(10));
+    /// let (train, val, test) = corpus.split_with_test(0.25, 0.2, 10, 7).unwrap();
+    /// assert_eq!((train.len(), val.len(), test.len()), (60, 20, 20));
+    /// // The test text is the corpus' tail, whatever the seed.
+    /// assert_eq!(test.segments(), &[corpus.tokens()[80..].to_vec()]);
+    /// ```
+    pub fn split_with_test(
+        &self,
+        val_fraction: f64,
+        test_fraction: f64,
+        block: usize,
+        seed: u64,
+    ) -> Result<(TextSplit, TextSplit, TextSplit), String> {
+        if !(0.0..1.0).contains(&test_fraction) {
+            return Err(format!(
+                "test fraction: expected a value in [0, 1), got {test_fraction}"
+            ));
+        }
+        let n_test = (test_fraction * self.tokens.len() as f64).round() as usize;
+        let (rest, test) = self.tokens.split_at(self.tokens.len() - n_test);
+        let (train, val) = split_blocks(rest, val_fraction, block, seed)?;
+        let segments = if test.is_empty() {
+            vec![]
+        } else {
+            vec![test.to_vec()]
+        };
+        Ok((train, val, TextSplit { segments }))
+    }
+}
+
+/// [`TextCorpus::split`] of a token slice.
+fn split_blocks(
+    tokens: &[u32],
+    val_fraction: f64,
+    block: usize,
+    seed: u64,
+) -> Result<(TextSplit, TextSplit), String> {
+    if !(val_fraction > 0.0 && val_fraction < 1.0) {
+        return Err(format!(
+            "validation fraction: expected a value in (0, 1), got {val_fraction}"
+        ));
+    }
+    let blocks: Vec<&[u32]> = tokens.chunks(block.max(1)).collect();
+    if blocks.len() < 2 {
+        return Err(format!(
+            "the text has {} tokens: too short for a train/validation split in blocks of \
+             {block} tokens (at least two blocks are needed)",
+            tokens.len()
+        ));
+    }
+    let n_val = ((val_fraction * blocks.len() as f64).round() as usize).clamp(1, blocks.len() - 1);
+    let (train_idx, val_idx) =
+        validation_indices(blocks.len(), n_val, seed).map_err(|e| e.message)?;
+    let gather = |idx: &[usize]| {
+        let mut segments: Vec<Vec<u32>> = Vec::new();
+        let mut prev = None;
+        for &i in idx {
+            match segments.last_mut() {
+                Some(seg) if prev == Some(i.wrapping_sub(1)) => seg.extend_from_slice(blocks[i]),
+                _ => segments.push(blocks[i].to_vec()),
+            }
+            prev = Some(i);
+        }
+        TextSplit { segments }
+    };
+    Ok((gather(&train_idx), gather(&val_idx)))
 }
 
 /// One side of a [`TextCorpus::split`]: contiguous segments of tokens.
@@ -403,5 +445,33 @@ mod tests {
                 .unwrap_err()
                 .contains("at least two blocks")
         );
+    }
+
+    #[test]
+    fn the_test_split_is_the_same_tail_for_every_seed_and_apart_from_the_rest() {
+        let corpus = TextCorpus::shakespeare();
+        let n = corpus.tokens().len();
+        let (train, val, test) = corpus.split_with_test(0.1, 0.1, 1024, 3).unwrap();
+        assert_eq!(train.len() + val.len() + test.len(), n);
+        assert_eq!(test.segments().len(), 1);
+        assert_eq!(test.segments()[0], corpus.tokens()[n - test.len()..]);
+        assert_eq!(corpus.split_with_test(0.1, 0.1, 1024, 4).unwrap().2, test);
+        // No train or validation segment reaches into the tail.
+        let rest = n - test.len();
+        let head = &corpus.tokens()[..rest];
+        for seg in train.segments().iter().chain(val.segments()) {
+            assert!(head.windows(seg.len()).any(|w| w == seg.as_slice()));
+        }
+        assert_eq!(train.len() + val.len(), rest);
+        // No test text: exactly the two-way split.
+        let (t0, v0, e0) = corpus.split_with_test(0.1, 0.0, 1024, 3).unwrap();
+        assert_eq!((t0, v0), corpus.split(0.1, 1024, 3).unwrap());
+        assert!(e0.is_empty());
+        for bad in [-0.1, 1.0, f64::NAN] {
+            assert_eq!(
+                corpus.split_with_test(0.1, bad, 1024, 3).unwrap_err(),
+                format!("test fraction: expected a value in [0, 1), got {bad}")
+            );
+        }
     }
 }
