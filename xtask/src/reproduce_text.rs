@@ -140,9 +140,15 @@ pub fn run(args: &Args, root: &Path) -> Result<(), String> {
                     .args(["--fraction", &args.fraction.to_string()])
                     .args(["--test-fraction", &args.test_fraction.to_string()])
                     .args(["--slack", &args.slack.unwrap_or(100.0).to_string()])
-                    .args(["--generate", "200", "--quiet", "--force"])
+                    .args(["--generate", "200", "--quiet"])
                     .arg("--out")
                     .arg(&dir);
+                // An interrupted run continues from its last check.
+                let started = ["checkpoint", "checkpoint.old"]
+                    .iter()
+                    .any(|c| dir.join(c).join("progress.json").exists());
+                c.arg(if started { "--resume" } else { "--force" });
+                crate::records::stamp(&dir, &exe)?;
                 launch(c, &dir)?;
                 crate::records::keep(&dir, &records.join(&name), "summary.json", &RECORDED)?;
             }
@@ -178,8 +184,9 @@ pub fn run(args: &Args, root: &Path) -> Result<(), String> {
 }
 
 /// The files of a finished run the table is built from: `(in the run, in the record)`.
-const RECORDED: [(&str, &str); 3] = [
+const RECORDED: [(&str, &str); 4] = [
     ("config.json", "config.json"),
+    (crate::records::PROVENANCE, crate::records::PROVENANCE),
     ("metrics.csv", "metrics.csv"),
     ("summary.json", "summary.json"),
 ];
