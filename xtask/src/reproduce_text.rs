@@ -564,8 +564,8 @@ mod tests {
         fake_run(&out.join("relevance-s1"));
         let open = Cli::parse_from(["x", "--methods", "relevance", "--seeds", "1"]).args;
         let row = |table: &str| {
-            let rows = table.lines().filter(|l| l.starts_with("| relevance"));
-            rows.last().unwrap().to_string()
+            let mut rows = table.lines().filter(|l| l.starts_with("| relevance"));
+            rows.next_back().unwrap().to_string()
         };
         let none = out.join("no-records");
         assert_eq!(
