@@ -7,8 +7,8 @@
 //! arithmetic: the fused optimizers' loops with Adam's square root or the decay's `exp` in
 //! them. A plain stream through memory (SGD alone, the zeroing of pruned entries) and the
 //! decay's own pass before an optimizer that is not fused (whose ops then read the gradient on
-//! the calling thread) measured slower split, so they stay whole (docs/BENCHMARKS.md, session
-//! 17), as do short passes.
+//! the calling thread) measured slower split, so they stay whole (docs/BENCHMARKS.md, "The
+//! fused passes on the thread pool"), as do short passes.
 
 /// Entries a piece must have at least; a parameter is split only into pieces this long.
 pub(crate) const MIN_PIECE: usize = 1 << 15;
