@@ -218,6 +218,20 @@ pub fn run(args: &Args, root: &Path) -> Result<(), String> {
             }
         }
     }
+    // Finished runs are recorded however they were launched (this command, or the example
+    // run by hand into the same layout), also with --report-only.
+    for model in &args.models {
+        let Ok(entries) = std::fs::read_dir(out.join(model)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.starts_with("dense-") {
+                let record = records.join(model).join(&name);
+                crate::records::keep(&entry.path(), &record, "summary.json", &RECORDED)?;
+            }
+        }
+    }
     let (tables, found) = report(&args.whole_grid(), &out, &records)?;
     if found == 0 {
         return Err(format!(
