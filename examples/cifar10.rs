@@ -495,8 +495,8 @@ fn train<M: ImageClassifier>(
         }
     };
     let floor = *args.floor.get_or_insert(dense_val - 0.01);
-    std::fs::write(
-        args.out.join("config.json"),
+    run::write_file_atomically(
+        &args.out.join("config.json"),
         serde_json::to_string_pretty(&args)?,
     )?;
 
@@ -630,8 +630,8 @@ fn train<M: ImageClassifier>(
         "model": args.model,
         "keep_bn": args.keep_bn,
     });
-    std::fs::write(
-        args.out.join("summary.json"),
+    run::write_file_atomically(
+        &args.out.join("summary.json"),
         serde_json::to_string_pretty(&summary)?,
     )?;
     classify::plot_accuracy(&metrics, report.params(), &args.out.join("accuracy.png"))?;

@@ -389,8 +389,8 @@ fn train<M: ImageClassifier>(
         100.0 * fraction,
         100.0 * floor
     );
-    std::fs::write(
-        args.out.join("config.json"),
+    run::write_file_atomically(
+        &args.out.join("config.json"),
         serde_json::to_string_pretty(&args)?,
     )?;
 
@@ -530,8 +530,8 @@ fn train<M: ImageClassifier>(
         "method": args.method,
         "model": args.model,
     });
-    std::fs::write(
-        args.out.join("summary.json"),
+    run::write_file_atomically(
+        &args.out.join("summary.json"),
         serde_json::to_string_pretty(&summary)?,
     )?;
     // Test accuracy against compression, one point per prune check.

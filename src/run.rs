@@ -465,12 +465,104 @@ pub fn grads_finite<M: Module>(model: &M, grads: &burn::optim::GradientsParams) 
     sum.total.is_none_or(|t| t.into_scalar::<f64>().is_finite())
 }
 
+/// Replace the file `path` with `bytes` through a temporary file (`path` + `.tmp`) and a
+/// rename: a kill or a full disk at any point leaves the previous file or the new one, never a
+/// half-written one. Every file a run rewrites (`config.json`, `summary.json`, `metrics.csv`
+/// on resume) goes through this; errors name the file.
+///
+/// ```
+/// let file = std::env::temp_dir().join(format!("write-atomically-doc-{}", std::process::id()));
+/// sparse_examples::run::write_file_atomically(&file, "{}").unwrap();
+/// assert_eq!(std::fs::read_to_string(&file).unwrap(), "{}");
+/// # std::fs::remove_file(file).unwrap();
+/// ```
+pub fn write_file_atomically(path: &Path, bytes: impl AsRef<[u8]>) -> Result<(), Error> {
+    use std::io::Write;
+    replace_file(path, |file| file.write_all(bytes.as_ref()))?;
+    Ok(())
+}
+
+/// The temporary file [`write_file_atomically`] fills before renaming it to `path`.
+pub fn temporary_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+/// `write` fills the temporary file of `path` (created afresh), which is then flushed to the
+/// disk and renamed to `path`; returns it, open, positioned at its end. If `write` or anything
+/// before the rename fails, `path` is left as it was.
+fn replace_file(
+    path: &Path,
+    write: impl FnOnce(&mut File) -> std::io::Result<()>,
+) -> Result<File, String> {
+    let tmp = temporary_path(path);
+    let failed = |e: std::io::Error| format!("{}: cannot write: {e}", tmp.display());
+    let mut file = File::create(&tmp).map_err(failed)?;
+    write(&mut file).map_err(failed)?;
+    file.sync_all().map_err(failed)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        format!(
+            "{}: cannot replace it with {}: {e}",
+            path.display(),
+            tmp.display()
+        )
+    })?;
+    Ok(file)
+}
+
+/// A run's CSV file open for appending rows; its write errors name the file (a full disk says
+/// which file it could not write).
+#[derive(Debug)]
+pub struct MetricsFile {
+    file: File,
+    path: PathBuf,
+}
+
+impl MetricsFile {
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn name(&self, e: std::io::Error) -> std::io::Error {
+        std::io::Error::new(
+            e.kind(),
+            format!("{}: cannot write: {e}", self.path.display()),
+        )
+    }
+}
+
+impl std::io::Write for MetricsFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.write(buf).map_err(|e| self.name(e))
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.file.write_all(buf).map_err(|e| self.name(e))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush().map_err(|e| self.name(e))
+    }
+}
+
 /// Open `metrics.csv` for appending with `header`; on resume keep the rows up to `step` (the
-/// later ones are measured again), otherwise start it afresh.
-pub fn open_metrics(path: &Path, header: &str, resume_at: Option<u64>) -> Result<File, Error> {
+/// later ones are measured again), otherwise start it afresh. The kept rows are written to a
+/// temporary file that then replaces the old one (see [`write_file_atomically`]): a kill or
+/// an error at any moment leaves every row of the old file, or the new file complete.
+pub fn open_metrics(
+    path: &Path,
+    header: &str,
+    resume_at: Option<u64>,
+) -> Result<MetricsFile, Error> {
     let mut rows = format!("{header}\n");
     if let Some(step) = resume_at {
-        let old = std::fs::read_to_string(path).unwrap_or_default();
+        let old = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(format!("{}: cannot read: {e}", path.display()).into()),
+        };
         for line in old.lines().skip(1) {
             if line
                 .split(',')
@@ -483,13 +575,18 @@ pub fn open_metrics(path: &Path, header: &str, resume_at: Option<u64>) -> Result
             }
         }
     }
-    std::fs::write(path, rows)?;
-    Ok(std::fs::OpenOptions::new().append(true).open(path)?)
+    use std::io::Write;
+    let file = replace_file(path, |file| file.write_all(rows.as_bytes()))?;
+    Ok(MetricsFile {
+        file,
+        path: path.to_path_buf(),
+    })
 }
 
 /// `(column x, column y)` of every parsable row of a CSV file with a header line.
 pub fn csv_columns(path: &Path, x: usize, y: usize) -> Result<Vec<(f64, f64)>, Error> {
-    Ok(std::fs::read_to_string(path)?
+    Ok(std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?
         .lines()
         .skip(1)
         .filter_map(|l| {
@@ -559,6 +656,93 @@ mod tests {
         );
         drop(lock);
         assert!(!dir.join(".lock").exists(), "the lock goes with its holder");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A fresh scratch directory for one test.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("sparse-run-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_failure_before_the_rename_leaves_the_old_metrics_intact() {
+        let dir = scratch("metrics-kill");
+        let path = dir.join("metrics.csv");
+        let rows = "step,v\n10,1\n20,2\n30,3\n";
+        std::fs::write(&path, rows).unwrap();
+        // The fault: the process dies (here: the write fails) after the kept rows went into
+        // the temporary file, before the rename.
+        let err = replace_file(&path, |f| {
+            use std::io::Write;
+            f.write_all(b"step,v\n10,1\n")?;
+            Err(std::io::Error::other("killed"))
+        })
+        .unwrap_err();
+        assert_eq!(
+            err,
+            format!("{}: cannot write: killed", temporary_path(&path).display())
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), rows, "no row lost");
+        // The resume after it truncates through a fresh temporary file: the leftover one
+        // is replaced, and the result is the old rows up to the checkpoint.
+        let mut csv = open_metrics(&path, "step,v", Some(20)).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "step,v\n10,1\n20,2\n"
+        );
+        assert!(!temporary_path(&path).exists());
+        use std::io::Write;
+        writeln!(csv, "30,3.5").unwrap();
+        drop(csv);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "step,v\n10,1\n20,2\n30,3.5\n",
+            "rows are appended to the renamed file"
+        );
+        // A temporary file that cannot be created (here a directory is in the way, as a full
+        // disk or a read-only directory would refuse it): an error naming it, nothing lost.
+        std::fs::create_dir_all(temporary_path(&path)).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let err = open_metrics(&path, "step,v", Some(10))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!(
+                "{}: cannot write: ",
+                temporary_path(&path).display()
+            )),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        // Whole files (config.json, summary.json) go the same way.
+        let config = dir.join("config.json");
+        std::fs::write(&config, "{\"lr\": 0.001}").unwrap();
+        std::fs::create_dir_all(temporary_path(&config)).unwrap();
+        assert!(write_file_atomically(&config, "{}").is_err());
+        assert_eq!(std::fs::read_to_string(&config).unwrap(), "{\"lr\": 0.001}");
+        std::fs::remove_dir_all(temporary_path(&config)).unwrap();
+        write_file_atomically(&config, "{}").unwrap();
+        assert_eq!(std::fs::read_to_string(&config).unwrap(), "{}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn metrics_write_errors_name_the_file() {
+        let dir = scratch("metrics-full");
+        let path = dir.join("metrics.csv");
+        let mut csv = open_metrics(&path, "step,v", None).unwrap();
+        // A write that fails (as on a full disk): the file of the open handle is replaced by
+        // a read-only one, so the message is the OS's, prefixed with the path.
+        csv.file = File::open(&path).unwrap();
+        use std::io::Write;
+        let err = writeln!(csv, "10,1").unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("{}: cannot write: ", path.display())),
+            "{err}"
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 
