@@ -325,21 +325,37 @@ fn save_dense_checkpoint<M: ImageClassifier>(
     progress: &DenseProgress,
 ) -> Result<(), run::Error> {
     run::write_dir_atomically(out, DENSE_CHECKPOINT, |tmp| {
-        model.clone().save_file(tmp.join("model.bpk"))?;
-        optim.save(tmp.join("optim.bpk"))?;
-        std::fs::write(tmp.join("progress.json"), serde_json::to_string(progress)?)?;
+        let (model_file, optim_file) = (tmp.join("model.bpk"), tmp.join("optim.bpk"));
+        model
+            .clone()
+            .save_file(&model_file)
+            .map_err(|e| format!("{}: cannot write: {e}", model_file.display()))?;
+        optim
+            .save(&optim_file)
+            .map_err(|e| format!("{}: cannot write: {e}", optim_file.display()))?;
+        let file = tmp.join("progress.json");
+        std::fs::write(&file, serde_json::to_string(progress)?)
+            .map_err(|e| format!("{}: cannot write: {e}", file.display()))?;
         Ok(())
     })
 }
 
-/// The dense phase's newest complete checkpoint, if any.
-fn find_dense_checkpoint(out: &std::path::Path) -> Option<(PathBuf, DenseProgress)> {
-    [out.join(DENSE_CHECKPOINT), out.join("dense-checkpoint.old")]
-        .into_iter()
-        .find_map(|dir| {
-            let text = std::fs::read_to_string(dir.join("progress.json")).ok()?;
-            Some((dir, serde_json::from_str(&text).ok()?))
-        })
+/// The dense phase's newest complete checkpoint, if any, verified against its checksums
+/// ([`run::verify_dir`]): a corrupt one is an error, not a silent restart of the dense phase.
+fn find_dense_checkpoint(
+    out: &std::path::Path,
+) -> Result<Option<(PathBuf, DenseProgress)>, run::Error> {
+    for dir in [out.join(DENSE_CHECKPOINT), out.join("dense-checkpoint.old")] {
+        let file = dir.join("progress.json");
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        run::verify_dir(&dir)?;
+        let progress = serde_json::from_str(&text)
+            .map_err(|e| format!("{}: not a dense-phase progress record: {e}", file.display()))?;
+        return Ok(Some((dir, progress)));
+    }
+    Ok(None)
 }
 
 fn train<M: ImageClassifier>(
@@ -388,14 +404,21 @@ fn train<M: ImageClassifier>(
     // --resume: the pruning phase's checkpoint; before there is one, the dense start (finished,
     // or its last epoch's checkpoint) is picked up instead.
     let dense_done = args.out.join("dense/dense.json").exists();
-    let dense_partial = find_dense_checkpoint(&args.out);
+    let dense_partial = if args.resume {
+        find_dense_checkpoint(&args.out)?
+    } else {
+        None
+    };
+    // A pruning checkpoint that is there but corrupt is an error, never a restart from the
+    // dense start.
+    let pruning_started = ["checkpoint", "checkpoint.old"]
+        .iter()
+        .any(|d| args.out.join(d).join("progress.json").exists());
     let resume = match args.resume {
-        true => match run::find_checkpoint::<Progress>(&args.out) {
-            Ok(found) => Some(found),
-            Err(_) if dense_done || dense_partial.is_some() => None,
-            Err(e) => return Err(e),
-        },
-        false => None,
+        true if pruning_started || !(dense_done || dense_partial.is_some()) => {
+            Some(run::find_checkpoint::<Progress>(&args.out)?)
+        }
+        _ => None,
     };
     if args.resume && resume.is_none() && dense_done && args.from.is_none() {
         println!(
@@ -438,7 +461,14 @@ fn train<M: ImageClassifier>(
                 model = model
                     .try_load_file(dir.join("model.bpk"))
                     .map_err(|e| format!("{}: cannot load the model: {e}", dir.display()))?;
-                optim = optim.load(dir.join("optim.bpk"))?;
+                let file = dir.join("optim.bpk");
+                optim = optim.load(&file).map_err(|e| {
+                    format!(
+                        "{}: cannot load the optimizer state (the file is corrupt or cut \
+                         short): {e}",
+                        file.display()
+                    )
+                })?;
                 (step, first_epoch) = (p.step, p.epochs_done);
                 println!("resuming the dense phase after epoch {first_epoch}");
             }
@@ -666,6 +696,30 @@ mod tests {
         assert_eq!(
             args(&["--synthetic", "0"]).unwrap(),
             "--synthetic: expected at least 1 image per file"
+        );
+    }
+
+    #[test]
+    fn a_negative_number_after_a_space_is_refused_by_name() {
+        let args = |extra: &[&str]| {
+            let mut v = vec!["cifar10"];
+            v.extend(extra);
+            validate(&Args::parse_from(v)).err()
+        };
+        assert_eq!(
+            args(&["--gamma", "-0.1"]).unwrap(),
+            "--gamma: expected >= 0"
+        );
+        assert_eq!(
+            args(&["--prune-lr", "-1e-2"]).unwrap(),
+            "--prune-lr: expected a positive number"
+        );
+        let err = Args::try_parse_from(["cifar10", "--every", "-3"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("invalid value '-3' for '--every <EVERY>'"),
+            "{err}"
         );
     }
 

@@ -191,8 +191,10 @@ pub fn save_checkpoint<M: Module, P: Serialize>(
 }
 
 /// Write the directory `out/name` atomically: `write` fills `out/name.tmp`, which is then
-/// swapped with `out/name` (the old one renamed to `out/name.old` and removed); a kill at any
-/// point leaves one complete directory, the new or the old.
+/// sealed (the SHA-256 of every file in it and the step of its `progress.json`, if it has one,
+/// are recorded in [`CHECKSUMS`]) and swapped with `out/name` (the old one renamed to
+/// `out/name.old` and removed); a kill at any point leaves one complete directory, the new or
+/// the old. [`verify_dir`] checks a directory against its checksums.
 pub fn write_dir_atomically(
     out: &Path,
     name: &str,
@@ -204,14 +206,136 @@ pub fn write_dir_atomically(
         out.join(format!("{name}.old")),
     );
     let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp)?;
+    std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: cannot create: {e}", tmp.display()))?;
     write(&tmp)?;
+    seal_dir(&tmp)?;
     let _ = std::fs::remove_dir_all(&old);
     if dir.exists() {
-        std::fs::rename(&dir, &old)?;
+        std::fs::rename(&dir, &old).map_err(|e| {
+            format!(
+                "{}: cannot rename it to {}: {e}",
+                dir.display(),
+                old.display()
+            )
+        })?;
     }
-    std::fs::rename(&tmp, &dir)?;
+    std::fs::rename(&tmp, &dir).map_err(|e| {
+        format!(
+            "{}: cannot rename it to {}: {e}",
+            tmp.display(),
+            dir.display()
+        )
+    })?;
     let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+/// The file in a checkpoint directory that holds the SHA-256 of each of its other files and
+/// the step the checkpoint belongs to (`{"step": 50, "sha256": {"model.bpk": "...", ...}}`).
+pub const CHECKSUMS: &str = "checksums.json";
+
+/// The files under `dir` (relative paths with `/`, sorted), [`CHECKSUMS`] left out.
+fn files_under(dir: &Path) -> Result<Vec<String>, String> {
+    let mut files = vec![];
+    let mut todo = vec![(dir.to_path_buf(), String::new())];
+    while let Some((at, prefix)) = todo.pop() {
+        let entries =
+            std::fs::read_dir(&at).map_err(|e| format!("{}: cannot list: {e}", at.display()))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| format!("{}: cannot list: {e}", at.display()))?;
+            let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+            if entry.path().is_dir() {
+                todo.push((entry.path(), format!("{name}/")));
+            } else if name != CHECKSUMS {
+                files.push(name);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn sha256_of(file: &Path) -> Result<String, std::io::Error> {
+    Ok(sparse_data::sha256_hex(&std::fs::read(file)?))
+}
+
+/// Record the SHA-256 of every file of `dir` and the step of its `progress.json` in
+/// `dir/checksums.json`.
+fn seal_dir(dir: &Path) -> Result<(), Error> {
+    let mut sums = serde_json::Map::new();
+    for name in files_under(dir)? {
+        let file = dir.join(&name);
+        let sum = sha256_of(&file).map_err(|e| format!("{}: cannot read: {e}", file.display()))?;
+        sums.insert(name, sum.into());
+    }
+    let step = std::fs::read_to_string(dir.join("progress.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|p| p["step"].as_u64());
+    let file = dir.join(CHECKSUMS);
+    std::fs::write(
+        &file,
+        serde_json::to_string_pretty(&serde_json::json!({ "step": step, "sha256": sums }))?,
+    )
+    .map_err(|e| format!("{}: cannot write: {e}", file.display()))?;
+    Ok(())
+}
+
+/// Check every file of a directory written by [`write_dir_atomically`] against its
+/// [`CHECKSUMS`]: a file changed, cut or swapped for another checkpoint's after it was written
+/// is refused, naming the file and the step. A directory written before checksums existed (no
+/// `checksums.json`) passes, with a warning (once per process).
+pub fn verify_dir(dir: &Path) -> Result<(), Error> {
+    let list = dir.join(CHECKSUMS);
+    let text = match std::fs::read_to_string(&list) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            static WARNED: std::sync::atomic::AtomicBool =
+                std::sync::atomic::AtomicBool::new(false);
+            if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                eprintln!(
+                    "warning: {} has no {CHECKSUMS} (written by an older build): its files are \
+                     not verified",
+                    dir.display()
+                );
+            }
+            return Ok(());
+        }
+        Err(e) => return Err(format!("{}: cannot read: {e}", list.display()).into()),
+    };
+    let corrupt = |why: String| -> Error {
+        format!(
+            "{}: {why}: the checkpoint is corrupt; restore it, or start the run over with --force",
+            list.display()
+        )
+        .into()
+    };
+    let record: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| corrupt(format!("not JSON ({e})")))?;
+    let sums = record["sha256"]
+        .as_object()
+        .ok_or_else(|| corrupt("no \"sha256\" table".into()))?;
+    let which = match record["step"].as_u64() {
+        Some(step) => format!("the checkpoint at step {step}"),
+        None => "this checkpoint".to_string(),
+    };
+    for (name, sum) in sums {
+        let file = dir.join(name);
+        let problem = match sha256_of(&file) {
+            Ok(actual) if Some(actual.as_str()) == sum.as_str() => continue,
+            Ok(_) => format!("checksum mismatch (the file changed after {which} was written)"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                format!("missing ({which} was written with it)")
+            }
+            Err(e) => format!("cannot read ({e})"),
+        };
+        return Err(format!(
+            "{}: {problem}: the checkpoint is corrupt; restore the file, or start the run over \
+             with --force",
+            file.display()
+        )
+        .into());
+    }
     Ok(())
 }
 
@@ -223,25 +347,32 @@ fn write_checkpoint_files<M: Module, P: Serialize>(
     pruner: &Pruner,
     progress: &P,
 ) -> Result<(), Error> {
-    model.clone().save_file(tmp.join("model.bpk"))?;
-    optim.save(tmp.join("optim.bpk"))?;
+    let (model_file, optim_file) = (tmp.join("model.bpk"), tmp.join("optim.bpk"));
+    model
+        .clone()
+        .save_file(&model_file)
+        .map_err(|e| format!("{}: cannot write: {e}", model_file.display()))?;
+    optim
+        .save(&optim_file)
+        .map_err(|e| format!("{}: cannot write: {e}", optim_file.display()))?;
     pruner.save_state(tmp.join("pruner.json"))?;
     // The format version and the run's options, beside the state they produced.
     let config = std::fs::read_to_string(out.join("config.json"))
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    let meta = tmp.join("meta.json");
     std::fs::write(
-        tmp.join("meta.json"),
+        &meta,
         serde_json::to_string_pretty(&serde_json::json!({
             "format": CHECKPOINT_FORMAT,
             "written_by": concat!("sparse-examples ", env!("CARGO_PKG_VERSION")),
             "config": config,
         }))?,
-    )?;
-    std::fs::write(
-        tmp.join("progress.json"),
-        serde_json::to_string_pretty(progress)?,
-    )?;
+    )
+    .map_err(|e| format!("{}: cannot write: {e}", meta.display()))?;
+    let file = tmp.join("progress.json");
+    std::fs::write(&file, serde_json::to_string_pretty(progress)?)
+        .map_err(|e| format!("{}: cannot write: {e}", file.display()))?;
     Ok(())
 }
 
@@ -267,7 +398,13 @@ pub fn start_or_resume<M: Module, O: Optimizer + Clone>(
             let model = sparse_prune::load_masked(model, &params, dir.join("model.bpk"))?;
             let model = pruner.attach(model)?; // the pruner takes the loaded masks over
             let optim = pruner.optimizer(decay.clone(), &model)?;
-            let optim = optim.load(dir.join("optim.bpk"))?;
+            let file = dir.join("optim.bpk");
+            let optim = optim.load(&file).map_err(|e| {
+                format!(
+                    "{}: cannot load the optimizer state (the file is corrupt or cut short): {e}",
+                    file.display()
+                )
+            })?;
             pruner.load_state(dir.join("pruner.json"))?;
             Ok((model, optim))
         }
@@ -277,7 +414,8 @@ pub fn start_or_resume<M: Module, O: Optimizer + Clone>(
 /// Version of the checkpoint layout (`meta.json`; a checkpoint without it is version 1).
 pub const CHECKPOINT_FORMAT: u64 = 1;
 
-/// The newest complete checkpoint of a run directory and its progress record.
+/// The newest complete checkpoint of a run directory and its progress record; its files are
+/// verified against their checksums first ([`verify_dir`]).
 pub fn find_checkpoint<P: DeserializeOwned>(out: &Path) -> Result<(PathBuf, P), Error> {
     for dir in [out.join("checkpoint"), out.join("checkpoint.old")] {
         let file = dir.join("progress.json");
@@ -295,6 +433,7 @@ pub fn find_checkpoint<P: DeserializeOwned>(out: &Path) -> Result<(PathBuf, P), 
                 )
                 .into());
             }
+            verify_dir(&dir)?;
             let p: P = serde_json::from_str(&text).map_err(|e| {
                 format!(
                     "{}: not a progress record of this example: {e}",
@@ -744,6 +883,147 @@ mod tests {
             "{err}"
         );
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A checkpoint at `step` written through `write_dir_atomically` with a model file `model`.
+    fn checkpoint_at(out: &Path, step: u64, model: &[u8]) {
+        write_dir_atomically(out, "checkpoint", |tmp| {
+            std::fs::write(tmp.join("model.bpk"), model)?;
+            std::fs::write(tmp.join("optim.bpk"), b"optimizer state")?;
+            std::fs::write(tmp.join("progress.json"), format!("{{\"step\": {step}}}"))?;
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn a_checkpoint_file_changed_after_it_was_written_is_refused_by_name() {
+        let out = scratch("checksum");
+        checkpoint_at(&out, 50, b"weights at step 50");
+        let sums: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join("checkpoint").join(CHECKSUMS)).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(sums["step"], 50);
+        assert_eq!(
+            sums["sha256"]["model.bpk"],
+            sparse_data::sha256_hex(b"weights at step 50")
+        );
+        let (dir, p): (PathBuf, serde_json::Value) = find_checkpoint(&out).unwrap();
+        assert_eq!(
+            (dir, p["step"].as_u64()),
+            (out.join("checkpoint"), Some(50))
+        );
+        let model = out.join("checkpoint/model.bpk");
+        let mismatch = |file: &Path, step: u64| {
+            format!(
+                "{}: checksum mismatch (the file changed after the checkpoint at step {step} \
+                 was written): the checkpoint is corrupt; restore the file, or start the run \
+                 over with --force",
+                file.display()
+            )
+        };
+
+        // The fault: one byte flipped in the model file.
+        let mut bytes = std::fs::read(&model).unwrap();
+        bytes[3] ^= 0x01;
+        std::fs::write(&model, &bytes).unwrap();
+        let err = find_checkpoint::<serde_json::Value>(&out).unwrap_err();
+        assert_eq!(err.to_string(), mismatch(&model, 50));
+        assert_eq!(std::fs::read(&model).unwrap(), bytes, "nothing rewritten");
+
+        // The fault: the model file of another step under this step's progress record.
+        checkpoint_at(&out, 50, b"weights at step 50");
+        let step_50 = std::fs::read(&model).unwrap();
+        checkpoint_at(&out, 100, b"weights at step 100");
+        std::fs::write(&model, &step_50).unwrap();
+        let err = find_checkpoint::<serde_json::Value>(&out).unwrap_err();
+        assert_eq!(err.to_string(), mismatch(&model, 100));
+
+        // The optimizer state cut short after it was written: corrupt, not a NaN loss later.
+        checkpoint_at(&out, 100, b"weights at step 100");
+        let optim = out.join("checkpoint/optim.bpk");
+        std::fs::write(&optim, b"optim").unwrap();
+        let err = find_checkpoint::<serde_json::Value>(&out).unwrap_err();
+        assert_eq!(err.to_string(), mismatch(&optim, 100));
+
+        // A file of the checkpoint deleted.
+        std::fs::remove_file(&optim).unwrap();
+        let err = find_checkpoint::<serde_json::Value>(&out).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: missing (the checkpoint at step 100 was written with it): the checkpoint \
+                 is corrupt; restore the file, or start the run over with --force",
+                optim.display()
+            )
+        );
+
+        // A checkpoint written before checksums existed still resumes.
+        checkpoint_at(&out, 100, b"weights at step 100");
+        std::fs::remove_file(out.join("checkpoint").join(CHECKSUMS)).unwrap();
+        let (_, p): (PathBuf, serde_json::Value) = find_checkpoint(&out).unwrap();
+        assert_eq!(p["step"], 100);
+        std::fs::remove_dir_all(&out).ok();
+    }
+
+    #[test]
+    fn a_truncated_optimizer_state_is_refused_naming_the_file() {
+        use burn::nn::LinearConfig;
+        use burn::optim::GradientsParams;
+        use burn::tensor::{Device, Tensor};
+        use sparse_prune::{Floor, PruneSchedule, PrunerConfig, Selection};
+        let out = scratch("optim-cut");
+        let device = Device::flex().autodiff();
+        let setup = || {
+            let decay = sparse_reg::SelectiveDecayConfig::new()
+                .build(burn::optim::AdamConfig::new().build())
+                .unwrap();
+            let pruner = PrunerConfig::new(PruneSchedule::Gated {
+                every: 10,
+                fraction: 0.2,
+                floor: Floor::Above(0.0),
+            })
+            .with_params(Selection::All)
+            .init()
+            .unwrap();
+            (decay, pruner)
+        };
+        let (decay, mut pruner) = setup();
+        let model = LinearConfig::new(4, 2).init(&device);
+        let Ok((model, mut optim)) = start_or_resume(model, &decay, &mut pruner, None) else {
+            panic!("a fresh start")
+        };
+        let x = Tensor::<2>::from_floats([[1.0, 2.0, 3.0, 4.0]], &device);
+        let grads = GradientsParams::from_grads(model.forward(x).sum().backward(), &model);
+        let model = optim.step(1e-2, model, grads);
+        save_checkpoint(
+            &out,
+            &model,
+            &optim,
+            &pruner,
+            &serde_json::json!({"step": 1}),
+        )
+        .unwrap();
+        // The fault: the optimizer state cut to half, in a checkpoint without checksums (one
+        // written before they existed; with them, the checksum refuses it first).
+        let dir = out.join("checkpoint");
+        std::fs::remove_file(dir.join(CHECKSUMS)).unwrap();
+        let file = dir.join("optim.bpk");
+        let bytes = std::fs::read(&file).unwrap();
+        std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+        let (found, _) = find_checkpoint::<serde_json::Value>(&out).unwrap();
+        let (decay, mut pruner) = setup();
+        let fresh = LinearConfig::new(4, 2).init(&device);
+        let Err(err) = start_or_resume(fresh, &decay, &mut pruner, Some(&found)) else {
+            panic!("a truncated optimizer state was loaded")
+        };
+        let expected = format!(
+            "{}: cannot load the optimizer state (the file is corrupt or cut short): ",
+            file.display()
+        );
+        assert!(err.to_string().starts_with(&expected), "{err}");
+        std::fs::remove_dir_all(&out).ok();
     }
 
     #[test]
