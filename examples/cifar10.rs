@@ -149,7 +149,12 @@ struct Args {
     /// Overwrite a run directory that already holds results.
     #[arg(long)]
     force: bool,
-    /// Continue the run in --out from its last checkpoint.
+    /// Continue the run in --out from its last checkpoint (of the pruning phase, or of the
+    /// dense phase's last epoch). The options that define the run must be the ones it was
+    /// started with (they are checked against its config.json); these may change: --max-steps
+    /// (the budget; --epochs sets the schedules' span), --out, --force, --quiet,
+    /// --on-nonfinite, --download, --download-url; --floor and --from may be left out (the
+    /// run's are kept).
     #[arg(long)]
     resume: bool,
     /// Start from the dense model of another run (its dense/ directory or run directory).
@@ -164,6 +169,36 @@ struct Args {
     /// A NaN or Inf training loss: stop (keeping the last good checkpoint) or skip the step.
     #[arg(long, value_enum, default_value = "stop")]
     on_nonfinite: run::OnNonFinite,
+}
+
+/// The options (`Args` fields) that may change when a run is resumed: the budget, where the
+/// output goes and how it is shown, what a NaN does, how the data is fetched (`--data-dir` is
+/// what is compared). Listed in `--resume`'s help.
+const MAY_CHANGE_ON_RESUME: [&str; 8] = [
+    "max_steps",
+    "out",
+    "force",
+    "resume",
+    "quiet",
+    "on_nonfinite",
+    "download",
+    "download_url",
+];
+
+/// Options the run derives when they are not given (the floor from the dense model, the dense
+/// start from `--from`, or from the run's own `dense/` once the dense phase is done): left out
+/// on resume, the run's are kept.
+const DERIVED_ON_RESUME: [&str; 2] = ["floor", "from"];
+
+/// Refuse a `--resume` whose options differ from the run's (see
+/// [`run::check_resumed_options`]).
+fn check_resume(args: &Args) -> Result<(), run::Error> {
+    if !args.resume {
+        return Ok(());
+    }
+    let given = serde_json::to_value(args)?;
+    run::check_resumed_options(&args.out, &given, &MAY_CHANGE_ON_RESUME, &DERIVED_ON_RESUME)?;
+    Ok(())
 }
 
 /// A split of CIFAR-10 on the host; batches are gathered (and augmented) per step.
@@ -365,6 +400,8 @@ fn train<M: ImageClassifier>(
     let started = Instant::now();
     validate(&args)?;
     let _lock = run::guard_out(&args.out, args.force, args.resume)?;
+    // --resume continues the same run or nothing: checked before anything is written.
+    check_resume(&args)?;
 
     // 1. Data: train / validation (from the training set) / test.
     let (train_set, test_set, classes) = load_data(&args)?;
@@ -455,6 +492,14 @@ fn train<M: ImageClassifier>(
                 .with_momentum(Some(MomentumConfig::new().with_dampening(0.0)))
                 .with_weight_decay(Some(WeightDecayConfig::new(5e-4)))
                 .init();
+            if dense_partial.is_none() {
+                // The options, before the dense phase's first checkpoint: its --resume is
+                // checked against them (rewritten with the floor once the dense phase is done).
+                run::write_file_atomically(
+                    &args.out.join("config.json"),
+                    serde_json::to_string_pretty(&args)?,
+                )?;
+            }
             let total = steps_per_epoch * args.dense_epochs as u64;
             let (mut step, mut first_epoch) = (0, 0);
             if let Some((dir, p)) = &dense_partial {
@@ -721,6 +766,84 @@ mod tests {
             err.contains("invalid value '-3' for '--every <EVERY>'"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_options_that_may_change_on_resume_are_in_the_help() {
+        use clap::CommandFactory;
+        let command = Args::command();
+        let resume = command
+            .get_arguments()
+            .find(|a| a.get_id() == "resume")
+            .unwrap();
+        let help = resume.get_long_help().or(resume.get_help()).unwrap();
+        let help = help.to_string().replace('\n', " ");
+        // (--resume itself aside.)
+        for option in MAY_CHANGE_ON_RESUME.iter().chain(&DERIVED_ON_RESUME) {
+            if *option == "resume" {
+                continue;
+            }
+            let name = run::option_name(option);
+            assert!(
+                help.contains(&name),
+                "{name} is not in --resume's help: {help}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_resume_with_another_option_is_refused_before_anything_is_written() {
+        let out = std::env::temp_dir().join(format!("cifar10-resume-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        std::fs::create_dir_all(&out).unwrap();
+        let out_arg = out.to_str().unwrap();
+        let mut started = Args::parse_from(["cifar10", "--out", out_arg, "--synthetic", "100"]);
+        started.floor = Some(0.3); // derived from the dense model once it is trained
+        let config = out.join("config.json");
+        std::fs::write(&config, serde_json::to_string_pretty(&started).unwrap()).unwrap();
+        let before = std::fs::read(&config).unwrap();
+        let resume = |extra: &[&str]| {
+            let mut v = vec![
+                "cifar10",
+                "--out",
+                out_arg,
+                "--resume",
+                "--synthetic",
+                "100",
+            ];
+            v.extend(extra);
+            check_resume(&Args::parse_from(v)).map_err(|e| e.to_string())
+        };
+        assert_eq!(resume(&["--max-steps", "12", "--quiet"]), Ok(()));
+        // The fault: another batch size and learning-rate schedule on resume.
+        assert_eq!(
+            resume(&["--batch", "64", "--lr-schedule", "step"]).unwrap_err(),
+            format!(
+                "{}: --resume continues the run started with other options (--batch: stored \
+                 128, given 64; --lr-schedule: stored cosine, given step): give the stored \
+                 values, or start a new run with another --out (--force replaces this one); \
+                 only --download, --download-url, --force, --max-steps, --on-nonfinite, --out, \
+                 --quiet, --resume may change on resume",
+                out.display()
+            )
+        );
+        // --epochs spans the learning-rate schedule here: not a budget.
+        assert!(
+            resume(&["--epochs", "90"])
+                .unwrap_err()
+                .contains("(--epochs: stored 60, given 90)")
+        );
+        assert!(
+            resume(&["--floor", "0.5"])
+                .unwrap_err()
+                .contains("(--floor: stored 0.3, given 0.5)")
+        );
+        assert_eq!(
+            std::fs::read(&config).unwrap(),
+            before,
+            "config.json untouched"
+        );
+        std::fs::remove_dir_all(&out).ok();
     }
 
     #[test]

@@ -143,7 +143,12 @@ struct Args {
     /// Overwrite a run directory that already holds results.
     #[arg(long)]
     force: bool,
-    /// Continue the run in --out from its last checkpoint (written at every prune check).
+    /// Continue the run in --out from its last checkpoint (written at every prune check). The
+    /// options that define the run must be the ones it was started with (they are checked
+    /// against its config.json); these may change: --epochs and --max-steps (the budget; not
+    /// with --method gmp, whose schedule spans them), --finetune-epochs, --out, --force,
+    /// --quiet, --on-nonfinite, --download, --download-url; --floor and --from may be left
+    /// out (the run's are kept).
     #[arg(long)]
     resume: bool,
     /// Start from the dense model of another run (its `dense/` directory, or the run directory
@@ -163,6 +168,43 @@ struct Args {
     /// Fault injection for tests: the loss of this step of the pruning phase reads as NaN.
     #[arg(long, hide = true)]
     fault_nan_at: Option<u64>,
+}
+
+/// The options (`Args` fields) that may change when a run is resumed: the budget, where the
+/// output goes and how it is shown, what a NaN does, where the data comes from (`--data-dir`
+/// is what is compared). Listed in `--resume`'s help.
+const MAY_CHANGE_ON_RESUME: [&str; 10] = [
+    "epochs",
+    "max_steps",
+    "finetune_epochs",
+    "out",
+    "force",
+    "resume",
+    "quiet",
+    "on_nonfinite",
+    "download",
+    "download_url",
+];
+
+/// Options the run derives when they are not given (the floor from the dense model, the dense
+/// start from `--from` or training): left out on resume, the run's are kept.
+const DERIVED_ON_RESUME: [&str; 2] = ["floor", "from"];
+
+/// Refuse a `--resume` whose options differ from the run's (see
+/// [`run::check_resumed_options`]); `args` has its defaults filled in.
+fn check_resume(args: &Args) -> Result<(), run::Error> {
+    if !args.resume {
+        return Ok(());
+    }
+    // gmp's schedule spans the steps of the run: its budget defines it.
+    let may_change: Vec<&str> = MAY_CHANGE_ON_RESUME
+        .into_iter()
+        .filter(|o| args.method != Method::Gmp || !["epochs", "max_steps"].contains(o))
+        .chain(["fault_nan_at"]) // a test's fault injection, hidden
+        .collect();
+    let given = serde_json::to_value(args)?;
+    run::check_resumed_options(&args.out, &given, &may_change, &DERIVED_ON_RESUME)?;
+    Ok(())
 }
 
 /// A data set as normalised f32 images (the paper's MNIST normalisation), ready to batch.
@@ -270,6 +312,16 @@ fn train<M: ImageClassifier>(
             (Dataset::Mnist, Model::Lenet300) => 0.97,
         });
     }
+    if args.download {
+        args.data_dir.get_or_insert_with(|| {
+            PathBuf::from(match args.dataset {
+                Dataset::FashionMnist => "data/fashion-mnist",
+                Dataset::Mnist => "data/mnist",
+            })
+        });
+    }
+    // --resume continues the same run or nothing: checked before anything is written.
+    check_resume(&args)?;
 
     if args.data_dir.is_none() && !args.download && args.dataset == Dataset::Mnist {
         return Err(
@@ -279,13 +331,11 @@ fn train<M: ImageClassifier>(
         );
     }
     if args.download {
-        let (source, default_dir) = match args.dataset {
-            Dataset::FashionMnist => (&sparse_data::FASHION_MNIST, "data/fashion-mnist"),
-            Dataset::Mnist => (&sparse_data::MNIST, "data/mnist"),
+        let source = match args.dataset {
+            Dataset::FashionMnist => &sparse_data::FASHION_MNIST,
+            Dataset::Mnist => &sparse_data::MNIST,
         };
-        let dir = args
-            .data_dir
-            .get_or_insert_with(|| PathBuf::from(default_dir));
+        let dir = args.data_dir.as_ref().expect("filled in above");
         let fetched = sparse_data::download(source, args.download_url.as_deref(), dir)?;
         println!(
             "{}: {} file(s) downloaded, all verified",
@@ -753,5 +803,93 @@ mod tests {
         );
         // --max-steps 0 is the dense phase alone (what `cargo xtask reproduce` starts with).
         assert_eq!(check(&["--max-steps", "0"]), None);
+    }
+
+    #[test]
+    fn a_negative_number_after_a_space_is_refused_by_name() {
+        assert_eq!(
+            check(&["--gamma", "-0.1"]).unwrap(),
+            "--gamma: expected >= 0"
+        );
+        assert_eq!(
+            check(&["--lr", "-1e-3"]).unwrap(),
+            "--lr: expected a positive number"
+        );
+        // An unsigned option: clap's own error, naming it.
+        let err = Args::try_parse_from(["lenet", "--batch", "-5"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("invalid value '-5' for '--batch <BATCH>'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_options_that_may_change_on_resume_are_in_the_help() {
+        use clap::CommandFactory;
+        let command = Args::command();
+        let resume = command
+            .get_arguments()
+            .find(|a| a.get_id() == "resume")
+            .unwrap();
+        let help = resume.get_long_help().or(resume.get_help()).unwrap();
+        let help = help.to_string().replace('\n', " ");
+        // (--resume itself aside.)
+        for option in MAY_CHANGE_ON_RESUME.iter().chain(&DERIVED_ON_RESUME) {
+            if *option == "resume" {
+                continue;
+            }
+            let name = run::option_name(option);
+            assert!(
+                help.contains(&name),
+                "{name} is not in --resume's help: {help}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_resume_with_another_option_is_refused_before_anything_is_written() {
+        let out = std::env::temp_dir().join(format!("lenet-resume-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        std::fs::create_dir_all(&out).unwrap();
+        let out_arg = out.to_str().unwrap();
+        let started = Args::parse_from(["lenet", "--out", out_arg, "--dense-epochs", "2"]);
+        let config = out.join("config.json");
+        std::fs::write(&config, serde_json::to_string_pretty(&started).unwrap()).unwrap();
+        let before = std::fs::read(&config).unwrap();
+        let resume = |extra: &[&str]| {
+            let mut v = vec!["lenet", "--out", out_arg, "--resume", "--dense-epochs", "2"];
+            v.extend(extra);
+            check_resume(&Args::parse_from(v)).map_err(|e| e.to_string())
+        };
+        // A longer budget and a quiet terminal: the same run.
+        assert_eq!(
+            resume(&["--epochs", "90", "--quiet", "--max-steps", "9"]),
+            Ok(())
+        );
+        // The fault: another method on resume.
+        assert_eq!(
+            resume(&["--method", "l2"]).unwrap_err(),
+            format!(
+                "{}: --resume continues the run started with other options (--method: stored \
+                 relevance, given l2): give the stored values, or start a new run with another \
+                 --out (--force replaces this one); only --download, --download-url, --epochs, \
+                 --fault-nan-at, --finetune-epochs, --force, --max-steps, --on-nonfinite, --out, \
+                 --quiet, --resume may change on resume",
+                out.display()
+            )
+        );
+        let err = resume(&["--seed", "7", "--data-dir", "/data/fm"]).unwrap_err();
+        assert!(
+            err.contains("(--data-dir: stored none, given /data/fm; --seed: stored 1234, given 7)"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read(&config).unwrap(),
+            before,
+            "config.json untouched"
+        );
+        std::fs::remove_dir_all(&out).ok();
     }
 }

@@ -98,6 +98,98 @@ pub fn guard_out(out: &Path, force: bool, resume: bool) -> Result<RunLock, Error
     RunLock::take(out)
 }
 
+/// The option a field of an example's `Args` is typed as: `dense_epochs` is `--dense-epochs`.
+pub fn option_name(field: &str) -> String {
+    format!("--{}", field.replace('_', "-"))
+}
+
+/// A stored or given option value as a user types it (`null`: not given).
+fn option_value(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "none".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Refuse a `--resume` that is not the same run: compare the options that define it, `given`
+/// (the example's `Args` serialized, as `config.json` stores them), with the run's stored
+/// `out/config.json`, before anything is written. Every difference is named as the user types
+/// the option, with its stored and its given value. Options in `may_change` (budgets, output,
+/// `--resume` itself, ...) may differ; options in `derived` are derived by the run when not
+/// given (`--floor` from the dense model, say): leaving one out on resume keeps the stored
+/// value, giving one must match it. A field that only one side has (an option added or removed
+/// since the run started, or extra entries the example records) is not compared. No
+/// `config.json` (a run stopped before writing one): nothing to compare.
+///
+/// ```
+/// let out = std::env::temp_dir().join(format!("resume-options-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&out).unwrap();
+/// std::fs::write(out.join("config.json"), r#"{"lr": 0.001, "epochs": 30}"#).unwrap();
+/// let given = serde_json::json!({"lr": 0.001, "epochs": 60});
+/// assert!(sparse_examples::run::check_resumed_options(&out, &given, &["epochs"], &[]).is_ok());
+/// let given = serde_json::json!({"lr": 0.01, "epochs": 30});
+/// let err = sparse_examples::run::check_resumed_options(&out, &given, &["epochs"], &[]);
+/// assert!(err.unwrap_err().contains("--lr: stored 0.001, given 0.01"));
+/// # std::fs::remove_dir_all(out).unwrap();
+/// ```
+pub fn check_resumed_options(
+    out: &Path,
+    given: &serde_json::Value,
+    may_change: &[&str],
+    derived: &[&str],
+) -> Result<(), String> {
+    let file = out.join("config.json");
+    let text = match std::fs::read_to_string(&file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("{}: cannot read: {e}", file.display())),
+    };
+    let stored: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "{}: not JSON ({e}): cannot check that --resume continues the same run; start it \
+             over with --force",
+            file.display()
+        )
+    })?;
+    let (Some(stored), Some(given)) = (stored.as_object(), given.as_object()) else {
+        return Err(format!(
+            "{}: not a record of the run's options: cannot check that --resume continues the \
+             same run; start it over with --force",
+            file.display()
+        ));
+    };
+    let differences: Vec<String> = given
+        .iter()
+        .filter(|(key, _)| !may_change.contains(&key.as_str()))
+        .filter_map(|(key, value)| {
+            let old = stored.get(key)?;
+            let kept = value.is_null() && derived.contains(&key.as_str());
+            (old != value && !kept).then(|| {
+                format!(
+                    "{}: stored {}, given {}",
+                    option_name(key),
+                    option_value(old),
+                    option_value(value)
+                )
+            })
+        })
+        .collect();
+    if differences.is_empty() {
+        return Ok(());
+    }
+    let mut exempt: Vec<String> = may_change.iter().map(|k| option_name(k)).collect();
+    exempt.sort();
+    Err(format!(
+        "{}: --resume continues the run started with other options ({}): give the stored \
+         values, or start a new run with another --out (--force replaces this one); only {} may \
+         change on resume",
+        out.display(),
+        differences.join("; "),
+        exempt.join(", ")
+    ))
+}
+
 /// A run directory's lock: the file `.lock` in it holds the writing process's id and is removed
 /// when this is dropped. Two processes never write one run directory (a second `--resume` of a
 /// run still going would interleave its checkpoints and metrics); a lock left by a process that
@@ -1023,6 +1115,72 @@ mod tests {
             file.display()
         );
         assert!(err.to_string().starts_with(&expected), "{err}");
+        std::fs::remove_dir_all(&out).ok();
+    }
+
+    #[test]
+    fn a_resume_with_other_options_is_refused_naming_each() {
+        let out = scratch("resume-options");
+        let stored = serde_json::json!({
+            "data_dir": "data/fashion-mnist", "lr": 0.001, "dense_epochs": 4, "epochs": 30,
+            "floor": 0.81, "keep_bn": false, "quiet": false, "vocab": 65,
+        });
+        let config = out.join("config.json");
+        std::fs::write(&config, serde_json::to_string_pretty(&stored).unwrap()).unwrap();
+        let before = std::fs::read(&config).unwrap();
+        let (may_change, derived) = (&["epochs", "quiet"][..], &["floor"][..]);
+        let given = |changes: serde_json::Value| {
+            let mut g = stored.clone();
+            g.as_object_mut().unwrap().remove("vocab"); // recorded by the run, not an option
+            for (k, v) in changes.as_object().unwrap() {
+                g[k] = v.clone();
+            }
+            g
+        };
+        // The same run, a longer budget, the progress line off, the floor left to the run.
+        let same = given(serde_json::json!({"epochs": 60, "quiet": true, "floor": null}));
+        assert_eq!(
+            check_resumed_options(&out, &same, may_change, derived),
+            Ok(())
+        );
+        // The fault: another learning rate and data directory on resume.
+        let other = given(serde_json::json!({"lr": 0.01, "data_dir": null}));
+        let err = check_resumed_options(&out, &other, may_change, derived).unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "{}: --resume continues the run started with other options (--data-dir: \
+                 stored data/fashion-mnist, given none; --lr: stored 0.001, given 0.01): give \
+                 the stored values, or start a new run with another --out (--force replaces \
+                 this one); only --epochs, --quiet may change on resume",
+                out.display()
+            )
+        );
+        // A derived option given with another value, a flag turned on.
+        let other = given(serde_json::json!({"floor": 0.9, "keep_bn": true}));
+        let err = check_resumed_options(&out, &other, may_change, derived).unwrap_err();
+        assert!(
+            err.contains("(--floor: stored 0.81, given 0.9; --keep-bn: stored false, given true)"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read(&config).unwrap(),
+            before,
+            "config.json untouched"
+        );
+        // A run stopped before it wrote config.json: nothing to compare.
+        std::fs::remove_file(&config).unwrap();
+        assert_eq!(
+            check_resumed_options(&out, &other, may_change, derived),
+            Ok(())
+        );
+        // A damaged config.json: refused, not guessed.
+        std::fs::write(&config, "{\"lr\": 0.0").unwrap();
+        let err = check_resumed_options(&out, &same, may_change, derived).unwrap_err();
+        assert!(
+            err.starts_with(&format!("{}: not JSON (", config.display())),
+            "{err}"
+        );
         std::fs::remove_dir_all(&out).ok();
     }
 
