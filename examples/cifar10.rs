@@ -79,6 +79,9 @@ impl LrSchedule {
 
 #[derive(Parser, Debug, Serialize)]
 #[command(about = "CIFAR-10 + relevance-weighted decay + gated iterative pruning")]
+// `--gamma -0.1` reaches validation, which names the option, instead of clap's "unexpected
+// argument" (the float options also take `-1e-3`: `allow_hyphen_values`).
+#[command(allow_negative_numbers = true)]
 struct Args {
     #[arg(long, value_enum, default_value = "resnet32")]
     model: Model,
@@ -103,16 +106,16 @@ struct Args {
     #[arg(long, value_enum, default_value = "relevance")]
     method: Method,
     /// Decay strength gamma0 (2 * gamma = 5e-4 is CIFAR's usual weight decay).
-    #[arg(long, default_value_t = 2.5e-4)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = 2.5e-4)]
     gamma: f64,
     /// Relevance scale alpha of exp(-|g|/alpha).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = 1.0)]
     alpha: f64,
     /// Learning rate of dense training (SGD, momentum 0.9, weight decay 5e-4).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = 0.1)]
     lr: f64,
     /// Learning rate of the pruning phase (SGD, momentum 0.9, the method's decay).
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = 0.01)]
     prune_lr: f64,
     #[arg(long, value_enum, default_value = "cosine")]
     lr_schedule: LrSchedule,
@@ -131,16 +134,16 @@ struct Args {
     #[arg(long, default_value_t = 300)]
     every: u64,
     /// Fraction p of the alive weights removed per prune.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = 0.05)]
     fraction: f64,
     /// Validation accuracy floor [the dense validation accuracy minus 0.01].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     floor: Option<f64>,
     /// Leave BatchNorm gains and shifts out of the decay and of pruning.
     #[arg(long)]
     keep_bn: bool,
     /// Final sparsity of the gmp method.
-    #[arg(long, default_value_t = 0.95)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = 0.95)]
     gmp_sparsity: f64,
     #[arg(long, default_value_t = 1234)]
     seed: u64,

@@ -73,6 +73,9 @@ enum DenseKeep {
 
 #[derive(Parser, Debug, Serialize)]
 #[command(about = "LeNet + relevance-weighted decay + gated iterative pruning")]
+// `--gamma -0.1` reaches validation, which names the option, instead of clap's "unexpected
+// argument" (the float options also take `-1e-3`: `allow_hyphen_values`).
+#[command(allow_negative_numbers = true)]
 struct Args {
     /// LeNet-5 (Caffe, 431k parameters) or LeNet-300-100.
     #[arg(long, value_enum, default_value = "lenet5")]
@@ -95,12 +98,12 @@ struct Args {
     #[arg(long, value_enum, default_value = "relevance")]
     method: Method,
     /// Decay strength gamma0.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = 1e-3)]
     gamma: f64,
     /// Relevance scale alpha of exp(-|g|/alpha).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = 1.0)]
     alpha: f64,
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = 1e-3)]
     lr: f64,
     #[arg(long, default_value_t = 100)]
     batch: usize,
@@ -125,15 +128,15 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     finetune_epochs: usize,
     /// Fraction p of the alive weights removed per prune [paper: 0.04; embedded subset: 0.1].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     fraction: Option<f64>,
     /// Validation accuracy floor Q [paper: 0.905 Fashion-MNIST, 0.98 MNIST (LeNet-5); 0.88 for
     /// LeNet-300-100 on full Fashion-MNIST, 0.97 on MNIST; embedded subset: the dense validation
     /// accuracy minus 0.01].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     floor: Option<f64>,
     /// Final sparsity of the gmp method.
-    #[arg(long, default_value_t = 0.99)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = 0.99)]
     gmp_sparsity: f64,
     #[arg(long, default_value_t = 1234)]
     seed: u64,

@@ -75,6 +75,8 @@ fn accuracy(model: &Mlp, (x, y): &(Tensor<2>, Tensor<1, Int>)) -> f64 {
 
 /// The method on generated data.
 #[derive(Parser)]
+// `--dense-epochs -1` is refused naming the option, not as an unexpected argument.
+#[command(allow_negative_numbers = true)]
 struct Args {
     /// Epochs of dense training before pruning starts.
     #[arg(long, default_value_t = 5)]
