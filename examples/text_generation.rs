@@ -39,6 +39,9 @@ use sparse_reg::FusedAdamConfig;
 
 #[derive(Parser, Debug, Serialize)]
 #[command(about = "Character-level Transformer LM + relevance-weighted decay + gated pruning")]
+// `--gamma -0.1` reaches validation, which names the option, instead of clap's "unexpected
+// argument" (the float options also take `-1e-3`: `allow_hyphen_values`).
+#[command(allow_negative_numbers = true)]
 struct Args {
     /// UTF-8 text file to model; the embedded Shakespeare (four plays, ~414 KB) if absent.
     #[arg(long)]
@@ -46,12 +49,12 @@ struct Args {
     #[arg(long, value_enum, default_value = "relevance")]
     method: Method,
     /// Decay strength gamma0 (the paper's Transformers: 1e-5).
-    #[arg(long, default_value_t = 1e-5)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = 1e-5)]
     gamma: f64,
     /// Relevance scale alpha of exp(-|g|/alpha).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = 1.0)]
     alpha: f64,
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = 1e-3)]
     lr: f64,
     /// Windows per batch.
     #[arg(long, default_value_t = 32)]
@@ -79,13 +82,13 @@ struct Args {
     #[arg(long, default_value_t = 25)]
     every: u64,
     /// Fraction p of the alive weights removed per prune.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = 0.1)]
     fraction: f64,
     /// The gate: prune while validation bits per character < dense * (1 + slack).
-    #[arg(long, default_value_t = 0.03)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = 0.03)]
     slack: f64,
     /// Final sparsity of the gmp method.
-    #[arg(long, default_value_t = 0.8)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = 0.8)]
     gmp_sparsity: f64,
     /// Validation windows (fixed, seeded) measured at each check; as many test windows.
     #[arg(long, default_value_t = 128)]
@@ -94,7 +97,7 @@ struct Args {
     /// Nothing is tuned or chosen on it (the floor and the reported checkpoint use validation);
     /// its bits per character are reported beside validation's. 0: no test split (the
     /// protocol of the runs recorded before it existed).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = 0.1)]
     test_fraction: f64,
     #[arg(long, default_value_t = 1234)]
     seed: u64,
@@ -104,14 +107,17 @@ struct Args {
     /// Overwrite a run directory that already holds results.
     #[arg(long)]
     force: bool,
-    /// Continue the run in --out from its last checkpoint (written at every prune check).
+    /// Continue the run in --out from its last checkpoint (written at every prune check). The
+    /// options that define the run must be the ones it was started with (they are checked
+    /// against its config.json); these may change: --max-steps (the budget), --out, --force,
+    /// --quiet, --on-nonfinite, --generate, --temperature, --prompt, --from-checkpoint.
     #[arg(long)]
     resume: bool,
     /// Characters to generate at the end (0: none).
     #[arg(long, default_value_t = 300)]
     generate: usize,
     /// Sampling temperature (0: greedy).
-    #[arg(long, default_value_t = 0.8)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = 0.8)]
     temperature: f64,
     /// Text the generated sample continues.
     #[arg(long, default_value = "MACBETH.\n")]
@@ -130,6 +136,22 @@ struct Args {
     #[arg(long, value_enum, default_value = "stop")]
     on_nonfinite: run::OnNonFinite,
 }
+
+/// The options (`Args` fields) that may change when a run is resumed: the budget, where the
+/// output goes and how it is shown, what a NaN does, the sample at the end. Listed in
+/// `--resume`'s help.
+const MAY_CHANGE_ON_RESUME: [&str; 10] = [
+    "max_steps",
+    "out",
+    "force",
+    "resume",
+    "quiet",
+    "on_nonfinite",
+    "generate",
+    "temperature",
+    "prompt",
+    "from_checkpoint",
+];
 
 /// The sparsest checkpoint whose validation bits per character stayed under the floor.
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -415,6 +437,10 @@ fn train(args: Args) -> Result<(), Error> {
     // Nothing a user has is overwritten silently.
     validate(&args)?;
     let _lock = run::guard_out(&args.out, args.force, args.resume)?;
+    if args.resume {
+        let given = serde_json::to_value(&args)?;
+        run::check_resumed_options(&args.out, &given, &MAY_CHANGE_ON_RESUME, &[])?;
+    }
 
     // 1. Data: the text, its vocabulary, a seeded split in contiguous blocks.
     let corpus = match &args.text {
@@ -540,8 +566,8 @@ fn train(args: Args) -> Result<(), Error> {
     let mut config_json = serde_json::to_value(&args)?;
     config_json["vocab"] = tok.vocab_size().into();
     config_json["alphabet"] = tok.alphabet().into();
-    std::fs::write(
-        args.out.join("config.json"),
+    run::write_file_atomically(
+        &args.out.join("config.json"),
         serde_json::to_string_pretty(&config_json)?,
     )?;
 
@@ -695,8 +721,8 @@ fn train(args: Args) -> Result<(), Error> {
         summary["dense_test_bpc"] = dense.into();
         summary["final"]["test_bpc"] = last.into();
     }
-    std::fs::write(
-        args.out.join("summary.json"),
+    run::write_file_atomically(
+        &args.out.join("summary.json"),
         serde_json::to_string_pretty(&summary)?,
     )?;
     println!("\n{}\n", kind_table(&report));
@@ -779,6 +805,61 @@ mod tests {
             "--test-fraction: expected in [0, 1)"
         );
         assert_eq!(check(&["--test-fraction", "0"]), None);
+    }
+
+    #[test]
+    fn the_options_that_may_change_on_resume_are_in_the_help() {
+        use clap::CommandFactory;
+        let command = Args::command();
+        let resume = command
+            .get_arguments()
+            .find(|a| a.get_id() == "resume")
+            .unwrap();
+        let help = resume.get_long_help().or(resume.get_help()).unwrap();
+        let help = help.to_string().replace('\n', " ");
+        for option in MAY_CHANGE_ON_RESUME.iter().filter(|o| **o != "resume") {
+            let name = run::option_name(option);
+            assert!(
+                help.contains(&name),
+                "{name} is not in --resume's help: {help}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_resume_with_another_option_is_refused_and_a_negative_value_is_named() {
+        let out = std::env::temp_dir().join(format!("text-resume-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        std::fs::create_dir_all(&out).unwrap();
+        let out_arg = out.to_str().unwrap();
+        let started = Args::parse_from(["text_generation", "--out", out_arg]);
+        let mut config = serde_json::to_value(&started).unwrap();
+        config["vocab"] = 331.into(); // written by the run beside its options
+        let file = out.join("config.json");
+        std::fs::write(&file, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+        let before = std::fs::read(&file).unwrap();
+        let resume = |extra: &[&str]| {
+            let mut v = vec!["text_generation", "--out", out_arg, "--resume"];
+            v.extend(extra);
+            let args = Args::parse_from(v);
+            let given = serde_json::to_value(&args).unwrap();
+            run::check_resumed_options(&args.out, &given, &MAY_CHANGE_ON_RESUME, &[])
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(resume(&["--max-steps", "9", "--quiet"]), Ok(()));
+        let err = resume(&["--test-fraction", "0"]).unwrap_err();
+        assert!(
+            err.contains("(--test-fraction: stored 0.1, given 0.0)"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read(&file).unwrap(),
+            before,
+            "config.json untouched"
+        );
+        std::fs::remove_dir_all(&out).ok();
+        let args = Args::parse_from(["text_generation", "--gamma", "-0.1"]);
+        assert_eq!(validate(&args).unwrap_err(), "--gamma: expected >= 0");
     }
 
     #[test]
