@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sparse_models::ImageClassifier;
 use sparse_prune::SparsityReport;
 
-use crate::run::Error;
+use crate::run::{self, Error};
 
 /// The sparsest checkpoint whose validation accuracy passed the floor.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -95,22 +95,50 @@ pub struct DenseRecord {
 }
 
 impl DenseRecord {
-    /// Save `model` and this record into `dir` (created if needed).
+    /// What a corrupt dense start's message says to do.
+    const REMEDY: &str = "restore the file, or train a new dense start (a run without --from)";
+
+    /// Save `model` (`model.bpk`) and this record (`dense.json`) as the directory `dir`,
+    /// atomically and with the SHA-256 of each file ([`run::write_dir_atomically`]): a kill
+    /// leaves the previous `dir` or the new one, and [`load`](Self::load) refuses a file
+    /// changed after it was written. Errors name the file.
     pub fn save<M: Module>(&self, dir: &Path, model: &M) -> Result<(), Error> {
-        std::fs::create_dir_all(dir)?;
-        model.clone().save_file(dir.join("model.bpk"))?;
-        std::fs::write(dir.join("dense.json"), serde_json::to_string_pretty(self)?)?;
-        Ok(())
+        let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+            return Err(format!(
+                "{}: not a directory to save a dense start in",
+                dir.display()
+            )
+            .into());
+        };
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("{}: cannot create: {e}", parent.display()))?;
+        let json = serde_json::to_string_pretty(self)?;
+        run::write_dir_atomically(parent, &name.to_string_lossy(), |tmp| {
+            let file = tmp.join("model.bpk");
+            model
+                .clone()
+                .save_file(&file)
+                .map_err(|e| format!("{}: cannot write: {e}", file.display()))?;
+            let file = tmp.join("dense.json");
+            std::fs::write(&file, &json)
+                .map_err(|e| format!("{}: cannot write: {e}", file.display()))?;
+            Ok(())
+        })
     }
 
     /// The dense start saved under `dir` (a `dense/` directory or a run directory holding
-    /// one) for a `model`; returns the record and the model file.
+    /// one) for a `model`; returns the record and the model file. Its files are verified
+    /// against their checksums first ([`run::verify_sealed`]); a dense start written before
+    /// checksums existed loads, with a warning.
     pub fn load(dir: &Path, model: &str) -> Result<(Self, PathBuf), Error> {
         let dir = if dir.join("dense").is_dir() {
             dir.join("dense")
         } else {
             dir.to_path_buf()
         };
+        if dir.join("dense.json").exists() || dir.join(run::CHECKSUMS).exists() {
+            run::verify_sealed(&dir, "the dense start", Self::REMEDY)?;
+        }
         let file = dir.join("dense.json");
         let text = std::fs::read_to_string(&file).map_err(|e| {
             format!(
@@ -343,5 +371,115 @@ impl Check {
                 100.0 * (1.0 - s)
             ))
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::LinearConfig;
+    use burn::tensor::Device;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("classify-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn record() -> DenseRecord {
+        DenseRecord {
+            model: "lenet5".into(),
+            seed: 7,
+            epochs: 2,
+            kept_epoch: Some(2),
+            val_acc: 0.9,
+            test_acc: 0.89,
+        }
+    }
+
+    #[test]
+    fn a_dense_start_changed_after_it_was_written_is_refused_by_name() {
+        let out = scratch("dense-checksum");
+        let model = LinearConfig::new(4, 2).init(&Device::flex());
+        let dense = out.join("dense");
+        record().save(&dense, &model).unwrap();
+        // Written as a sealed directory: no temporary one left, checksums beside the files.
+        let names: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["dense"]);
+        assert!(dense.join(run::CHECKSUMS).is_file());
+        let (r, file) = DenseRecord::load(&out, "lenet5").unwrap();
+        assert_eq!((r.seed, file.clone()), (7, dense.join("model.bpk")));
+
+        // The fault: one byte flipped in the model file of the dense start `--from` loads.
+        let mut bytes = std::fs::read(&file).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01;
+        std::fs::write(&file, &bytes).unwrap();
+        let err = DenseRecord::load(&out, "lenet5").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{}: checksum mismatch (the file changed after the dense start was written): \
+                 the dense start is corrupt; restore the file, or train a new dense start (a \
+                 run without --from)",
+                file.display()
+            )
+        );
+        assert_eq!(std::fs::read(&file).unwrap(), bytes, "nothing rewritten");
+        // The record deleted: named as missing (also when `--from` names `dense/` itself).
+        record().save(&dense, &model).unwrap();
+        std::fs::remove_file(dense.join("dense.json")).unwrap();
+        let err = DenseRecord::load(&dense, "lenet5").unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "{}: missing (the dense start was written with it)",
+                dense.join("dense.json").display()
+            )),
+            "{err}"
+        );
+
+        // A dense start written before checksums existed still loads.
+        record().save(&dense, &model).unwrap();
+        std::fs::remove_file(dense.join(run::CHECKSUMS)).unwrap();
+        assert!(DenseRecord::load(&out, "lenet5").is_ok());
+        std::fs::remove_dir_all(&out).ok();
+    }
+
+    #[test]
+    fn a_dense_start_that_cannot_be_written_is_named() {
+        let out = scratch("dense-unwritable");
+        let model = LinearConfig::new(4, 2).init(&Device::flex());
+        // The fault: a file where the run directory should be (as a read-only or full disk
+        // would refuse the directory): the error names it, nothing is written.
+        let blocked = out.join("run");
+        std::fs::write(&blocked, b"not a directory").unwrap();
+        let err = record()
+            .save(&blocked.join("dense"), &model)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!("{}: cannot create: ", blocked.display())),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&blocked).unwrap(), b"not a directory");
+        // A `dense.tmp` that cannot be created (a file in its way).
+        let run_dir = out.join("run2");
+        std::fs::create_dir_all(&run_dir).unwrap();
+        let tmp = run_dir.join("dense.tmp");
+        std::fs::write(&tmp, b"x").unwrap();
+        let err = record()
+            .save(&run_dir.join("dense"), &model)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!("{}: cannot create: ", tmp.display())),
+            "{err}"
+        );
+        assert!(!run_dir.join("dense").exists());
+        std::fs::remove_dir_all(&out).ok();
     }
 }

@@ -378,6 +378,16 @@ fn seal_dir(dir: &Path) -> Result<(), Error> {
 /// is refused, naming the file and the step. A directory written before checksums existed (no
 /// `checksums.json`) passes, with a warning (once per process).
 pub fn verify_dir(dir: &Path) -> Result<(), Error> {
+    verify_sealed(
+        dir,
+        "the checkpoint",
+        "restore the file, or start the run over with --force",
+    )
+}
+
+/// [`verify_dir`] for a directory that holds `what` (`"the checkpoint"`, `"the dense start"`):
+/// a mismatch is refused as `FILE: checksum mismatch (...): {what} is corrupt; {remedy}`.
+pub fn verify_sealed(dir: &Path, what: &str, remedy: &str) -> Result<(), Error> {
     let list = dir.join(CHECKSUMS);
     let text = match std::fs::read_to_string(&list) {
         Ok(text) => text,
@@ -397,8 +407,9 @@ pub fn verify_dir(dir: &Path) -> Result<(), Error> {
     };
     let corrupt = |why: String| -> Error {
         format!(
-            "{}: {why}: the checkpoint is corrupt; restore it, or start the run over with --force",
-            list.display()
+            "{}: {why}: {what} is corrupt; {}",
+            list.display(),
+            remedy.replace("the file", "it")
         )
         .into()
     };
@@ -408,8 +419,8 @@ pub fn verify_dir(dir: &Path) -> Result<(), Error> {
         .as_object()
         .ok_or_else(|| corrupt("no \"sha256\" table".into()))?;
     let which = match record["step"].as_u64() {
-        Some(step) => format!("the checkpoint at step {step}"),
-        None => "this checkpoint".to_string(),
+        Some(step) => format!("{what} at step {step}"),
+        None => what.to_string(),
     };
     for (name, sum) in sums {
         let file = dir.join(name);
@@ -421,12 +432,7 @@ pub fn verify_dir(dir: &Path) -> Result<(), Error> {
             }
             Err(e) => format!("cannot read ({e})"),
         };
-        return Err(format!(
-            "{}: {problem}: the checkpoint is corrupt; restore the file, or start the run over \
-             with --force",
-            file.display()
-        )
-        .into());
+        return Err(format!("{}: {problem}: {what} is corrupt; {remedy}", file.display()).into());
     }
     Ok(())
 }
