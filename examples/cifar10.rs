@@ -413,20 +413,14 @@ fn train<M: ImageClassifier>(
     } else {
         train_set.len() / 10
     });
+    // Every epoch has a step and validation an image, or nothing starts.
+    run::check_split(train_set.len(), val_size, args.batch)?;
     let (train_set, val_set) = train_set.split_validation(val_size, args.seed)?;
     let (train, val, test) = (
         Data(CifarBatches::new(train_set)),
         Data(CifarBatches::new(val_set)),
         Data(CifarBatches::new(test_set)),
     );
-    if train.len() < args.batch {
-        return Err(format!(
-            "--batch: {} is larger than the {} training images",
-            args.batch,
-            train.len()
-        )
-        .into());
-    }
     let steps_per_epoch = (train.len() / args.batch) as u64;
     println!(
         "backend {} | {} train, {} validation, {} test images | {:?} {:?}",
@@ -745,6 +739,49 @@ mod tests {
             args(&["--synthetic", "0"]).unwrap(),
             "--synthetic: expected at least 1 image per file"
         );
+    }
+
+    #[test]
+    fn a_split_that_leaves_no_step_or_no_validation_is_refused_before_anything_is_written() {
+        let tmp = std::env::temp_dir().join(format!("cifar10-sizes-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let out = tmp.join("run");
+        let refused = |per_file: &str, extra: &[&str]| {
+            let data = tmp.join(format!("data-{per_file}"));
+            let mut v = vec!["cifar10", "--model", "resnet20", "--quiet"];
+            v.extend([
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--synthetic",
+                per_file,
+            ]);
+            v.extend(["--out", out.to_str().unwrap()]);
+            v.extend(extra);
+            let args = Args::parse_from(v);
+            let err = train(|c, d| ResNetConfig::new(20).with_classes(c).init(d), args)
+                .unwrap_err()
+                .to_string();
+            assert!(!out.exists(), "{}: written after `{err}`", out.display());
+            err
+        };
+        // The faults: a tiny data set (5 training images: a tenth is none), a batch larger
+        // than the training images, a validation split that takes them all.
+        assert_eq!(
+            refused("1", &[]),
+            "--val-size: the validation split of the 5 training examples is empty: expected \
+             at least 1 (the default holds out a share of them, rounded down)"
+        );
+        assert_eq!(
+            refused("20", &[]),
+            "--batch: 128 is more than the 90 training examples left after the validation \
+             split (--val-size 10 of 100): an epoch would have no step; expected at most 90"
+        );
+        assert_eq!(
+            refused("20", &["--val-size", "100", "--batch", "10"]),
+            "--val-size: 100 validation examples leave none of the 100 training examples to \
+             train on: expected fewer than 100"
+        );
+        std::fs::remove_dir_all(&tmp).ok();
     }
 
     #[test]

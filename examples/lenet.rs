@@ -348,9 +348,10 @@ fn train<M: ImageClassifier>(
     }
     // Data: train / validation (from the training set) / test.
     let (train_set, test_set) = match &args.data_dir {
+        // The models take 28x28 images: another size is refused here, naming the file.
         Some(dir) => (
-            ImageSet::load_dir(dir, Split::Train)?,
-            ImageSet::load_dir(dir, Split::Test)?,
+            ImageSet::load_dir_sized(dir, Split::Train, 28, 28)?,
+            ImageSet::load_dir_sized(dir, Split::Test, 28, 28)?,
         ),
         None => (
             ImageSet::embedded(Split::Train),
@@ -358,6 +359,8 @@ fn train<M: ImageClassifier>(
         ),
     };
     let val_size = args.val_size.unwrap_or(train_set.len() / 12);
+    // Every epoch has a step and validation an image, or nothing starts.
+    run::check_split(train_set.len(), val_size, args.batch)?;
     let (train_set, val_set) = train_set.split_validation(val_size, args.seed)?;
     let (train, val, test) = (
         Data::new(&train_set),
@@ -806,6 +809,70 @@ mod tests {
         );
         // --max-steps 0 is the dense phase alone (what `cargo xtask reproduce` starts with).
         assert_eq!(check(&["--max-steps", "0"]), None);
+    }
+
+    /// MNIST-format files of `n_train` and 10 test images of `size x size` in a new `dir`.
+    fn idx_dir(dir: &std::path::Path, n_train: u32, size: u32) {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).unwrap();
+        for (prefix, n) in [("train", n_train), ("t10k", 10)] {
+            let header = |dims: &[u32]| {
+                let mut b = vec![0, 0, 8, dims.len() as u8];
+                dims.iter().for_each(|d| b.extend(d.to_be_bytes()));
+                b
+            };
+            let mut images = header(&[n, size, size]);
+            images.resize(images.len() + (n * size * size) as usize, 9);
+            let mut labels = header(&[n]);
+            labels.extend((0..n).map(|i| (i % 10) as u8));
+            std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), images).unwrap();
+            std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), labels).unwrap();
+        }
+    }
+
+    #[test]
+    fn data_of_the_wrong_shape_or_size_is_refused_before_anything_is_written() {
+        let tmp = std::env::temp_dir().join(format!("lenet-sizes-{}", std::process::id()));
+        let (data, out) = (tmp.join("data"), tmp.join("run"));
+        let refused = |extra: &[&str]| {
+            let mut v = vec!["lenet", "--data-dir", data.to_str().unwrap()];
+            v.extend(["--out", out.to_str().unwrap(), "--quiet"]);
+            v.extend(extra);
+            let err = run(Args::parse_from(v)).unwrap_err().to_string();
+            assert!(!out.exists(), "{}: written after `{err}`", out.display());
+            err
+        };
+        // The fault: 32x32 images (a reshape to 28x28 panicked after the run directory was
+        // made).
+        idx_dir(&data, 200, 32);
+        assert_eq!(
+            refused(&[]),
+            format!(
+                "{}: images of 32x32 pixels: expected 28x28 (the size the model takes)",
+                data.join("train-images-idx3-ubyte").display()
+            )
+        );
+        // A tiny data set: the default validation split (a twelfth) is empty.
+        idx_dir(&data, 11, 28);
+        assert_eq!(
+            refused(&[]),
+            "--val-size: the validation split of the 11 training examples is empty: expected \
+             at least 1 (the default holds out a share of them, rounded down)"
+        );
+        // A batch larger than the training images (an epoch of no step, then a division by
+        // zero), a validation split that takes them all.
+        idx_dir(&data, 200, 28);
+        assert_eq!(
+            refused(&["--batch", "500"]),
+            "--batch: 500 is more than the 184 training examples left after the validation \
+             split (--val-size 16 of 200): an epoch would have no step; expected at most 184"
+        );
+        assert_eq!(
+            refused(&["--val-size", "200"]),
+            "--val-size: 200 validation examples leave none of the 200 training examples to \
+             train on: expected fewer than 200"
+        );
+        std::fs::remove_dir_all(&tmp).ok();
     }
 
     #[test]

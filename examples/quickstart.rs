@@ -86,8 +86,26 @@ struct Args {
     prune_epochs: usize,
 }
 
-fn main() -> Result<(), sparse_prune::PruneError> {
-    let args = Args::parse();
+fn main() {
+    if let Err(e) = run(Args::parse()) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Checks before any work: the sparsest model is chosen at the prune checks of the pruning
+/// epochs, so there must be one.
+fn validate(args: &Args) -> Result<(), String> {
+    sparse_examples::run::check_fields(&[(
+        "--prune-epochs",
+        args.prune_epochs >= 1,
+        "at least 1 (the model is chosen at the prune checks of the pruning epochs, every 20 \
+         steps)",
+    )])
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    validate(&args)?;
     let device = sparse_examples::backend::autodiff();
     println!("backend: {}", sparse_examples::backend::name());
     device.seed(42);
@@ -157,9 +175,14 @@ fn main() -> Result<(), sparse_prune::PruneError> {
             100.0 * sparsity.sparsity()
         );
     }
-    let best = sparsity
-        .best()
-        .expect("the dense model passes its own floor");
+    let Some(best) = sparsity.best() else {
+        return Err(format!(
+            "no model passed the validation floor ({:.2} %, a point under dense) at the prune \
+             checks: give more --prune-epochs or --dense-epochs",
+            100.0 * (dense_val - 0.01)
+        )
+        .into());
+    };
     let (report, val_acc, test_acc) = (
         SparsityReport::of(&best.model),
         best.metric,
@@ -176,4 +199,21 @@ fn main() -> Result<(), sparse_prune::PruneError> {
         100.0 * dense_test
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_pruning_epoch_is_refused_by_name_before_any_work() {
+        // The fault: `--prune-epochs 0` (no prune check, so no model to report: a panic).
+        let err = run(Args::parse_from(["quickstart", "--prune-epochs", "0"])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--prune-epochs: expected at least 1 (the model is chosen at the prune checks of \
+             the pruning epochs, every 20 steps)"
+        );
+        assert_eq!(validate(&Args::parse_from(["quickstart"])), Ok(()));
+    }
 }

@@ -84,6 +84,13 @@ fn compare<M: ImageClassifier, S: SparseClassifier>(
     sparse: fn(&[sparse_export::SparseTensor]) -> Result<S, sparse_export::ExportError>,
     args: &Args,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    // The test images first: another size than the models' 28x28 is refused, naming the
+    // file, before anything is loaded or written.
+    let test = match &args.data_dir {
+        Some(d) => ImageSet::load_dir_sized(d, Split::Test, 28, 28)?,
+        None => ImageSet::embedded(Split::Test),
+    };
+    let data = NormalizedImages::mnist_normalised(&test);
     let device = burn::tensor::Device::flex();
     let ckpt = args.run.join("checkpoint/model.bpk");
     let all = sparse_prune::Selection::All; // the examples prune every parameter
@@ -114,11 +121,6 @@ fn compare<M: ImageClassifier, S: SparseClassifier>(
     let net = sparse(&tensors)?;
 
     // 2. Accuracy and agreement on the test set.
-    let test = match &args.data_dir {
-        Some(d) => ImageSet::load_dir(d, Split::Test)?,
-        None => ImageSet::embedded(Split::Test),
-    };
-    let data = NormalizedImages::mnist_normalised(&test);
     let n = data.len();
     let idx: Vec<usize> = (0..n).collect();
     let (mut x, mut y) = (Vec::new(), Vec::new());
@@ -211,4 +213,50 @@ fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
         .collect();
     t.sort_by(f64::total_cmp);
     t[reps / 2]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_images_of_another_size_are_refused_before_any_file_is_written() {
+        let tmp = std::env::temp_dir().join(format!("sparse-inference-{}", std::process::id()));
+        let (data, run_dir) = (tmp.join("data"), tmp.join("run"));
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::create_dir_all(&run_dir).unwrap();
+        std::fs::write(run_dir.join("config.json"), r#"{"model": "lenet5"}"#).unwrap();
+        // The fault: 10 test images of 32x32 pixels (a reshape to 28x28 panicked after
+        // model-dense.bpk and model.sparse were written).
+        let header = |dims: &[u32]| {
+            let mut b = vec![0, 0, 8, dims.len() as u8];
+            dims.iter().for_each(|d| b.extend(d.to_be_bytes()));
+            b
+        };
+        let mut images = header(&[10, 32, 32]);
+        images.resize(images.len() + 10 * 32 * 32, 5);
+        let mut labels = header(&[10]);
+        labels.extend(0..10u8);
+        let file = data.join("t10k-images-idx3-ubyte");
+        std::fs::write(&file, images).unwrap();
+        std::fs::write(data.join("t10k-labels-idx1-ubyte"), labels).unwrap();
+        let args = Args::parse_from([
+            "sparse_inference",
+            "--run",
+            run_dir.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ]);
+        let err = run(args).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{}: images of 32x32 pixels: expected 28x28 (the size the model takes)",
+                file.display()
+            )
+        );
+        let written: Vec<_> = std::fs::read_dir(&run_dir).unwrap().collect();
+        assert_eq!(written.len(), 1, "only config.json: nothing written");
+        std::fs::remove_dir_all(&tmp).ok();
+    }
 }

@@ -448,25 +448,41 @@ fn train(args: Args) -> Result<(), Error> {
         None => TextCorpus::shakespeare(),
     };
     let tok = corpus.tokenizer().clone();
+    // Every split holds a window of --context + 1 tokens, or nothing starts: each refusal
+    // names the options that size it.
     let window = args.context + 1;
+    let shorter = |e: String, more: &str, note: &str| {
+        format!(
+            "{e}: give a longer --text{more} or a smaller --context ({}{note})",
+            args.context
+        )
+    };
     let (train_text, val_text, test_text): (TextSplit, TextSplit, TextSplit) = corpus
         .split_with_test(0.1, args.test_fraction, (16 * window).max(1024), args.seed)
-        .map_err(|e| format!("{}: {e}", source_name(&args)))?;
+        .map_err(|e| {
+            let blocks = "; the blocks are 16 x (--context + 1) tokens, at least 1024";
+            format!("{}: {}", source_name(&args), shorter(e, "", blocks))
+        })?;
     let val = val_text
         .windows(args.val_windows, window, args.seed ^ 0x005E_ED0F_7E57)
-        .map_err(|e| format!("validation text: {e}"))?;
+        .map_err(|e| format!("validation text: {}", shorter(e, "", "")))?;
     // The same test windows for every seed.
     let test = match test_text.is_empty() {
         true => None,
         false => Some(
             test_text
                 .windows(args.val_windows, window, 0x7E57_7E57)
-                .map_err(|e| format!("test text (--test-fraction): {e}"))?,
+                .map_err(|e| {
+                    format!(
+                        "test text: {}",
+                        shorter(e, ", a larger --test-fraction", "")
+                    )
+                })?,
         ),
     };
     train_text
         .windows(1, window, 0)
-        .map_err(|e| format!("training text: {e}"))?;
+        .map_err(|e| format!("training text: {}", shorter(e, "", "")))?;
     println!(
         "backend {} | {} | {} training, {} validation, {} test characters | vocabulary {} \
          characters + 256 bytes | {:?}",
@@ -779,6 +795,50 @@ fn source_name(args: &Args) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_text_too_short_for_a_window_is_refused_before_anything_is_written() {
+        let tmp = std::env::temp_dir().join(format!("text-sizes-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).unwrap();
+        let out = tmp.join("run");
+        let refused = |text: &str, extra: &[&str]| {
+            let file = tmp.join("text.txt");
+            std::fs::write(&file, text).unwrap();
+            let mut v = vec!["text_generation", "--quiet", "--generate", "0"];
+            v.extend([
+                "--text",
+                file.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ]);
+            v.extend(extra);
+            let err = train(Args::parse_from(v)).unwrap_err().to_string();
+            assert!(!out.exists(), "{}: written after `{err}`", out.display());
+            err
+        };
+        // The faults: a one-byte text; a test split (its last hundredth) shorter than a
+        // window of --context + 1 tokens.
+        assert_eq!(
+            refused("a", &[]),
+            format!(
+                "{}: the text has 1 tokens: too short for a train/validation split in blocks of \
+                 2064 tokens (at least two blocks are needed): give a longer --text or a \
+                 smaller --context (128; the blocks are 16 x (--context + 1) tokens, at least \
+                 1024)",
+                tmp.join("text.txt").display()
+            )
+        );
+        let text: String = (0..5000)
+            .map(|i| (b'a' + (i * 7 % 26) as u8) as char)
+            .collect();
+        assert_eq!(
+            refused(&text, &["--test-fraction", "0.01"]),
+            "test text: no window of 129 tokens fits in the split (longest segment: 50 tokens): \
+             give a longer --text, a larger --test-fraction or a smaller --context (128)"
+        );
+        std::fs::remove_dir_all(&tmp).ok();
+    }
 
     #[test]
     fn bad_options_are_refused_by_name_before_any_work() {

@@ -29,6 +29,46 @@ pub fn check_fields(checks: &[(&str, bool, &str)]) -> Result<(), String> {
     }
 }
 
+/// Check the training set's split against `--val-size` and `--batch` before any work: `total`
+/// examples in the training set, `val` of them held out for validation (given, or the
+/// example's default share of `total`), batches of `batch`. Refused, naming the option and the
+/// sizes: an empty validation split (its accuracy would read 0.00 %), one that leaves no
+/// example to train on, and a batch larger than the examples left (an epoch of no step: an
+/// untrained model, then a division by zero).
+///
+/// ```
+/// use sparse_examples::run::check_split;
+/// assert_eq!(check_split(6000, 500, 100), Ok(()));
+/// assert_eq!(
+///     check_split(600, 50, 1000).unwrap_err(),
+///     "--batch: 1000 is more than the 550 training examples left after the validation \
+///      split (--val-size 50 of 600): an epoch would have no step; expected at most 550"
+/// );
+/// ```
+pub fn check_split(total: usize, val: usize, batch: usize) -> Result<(), String> {
+    if val == 0 {
+        return Err(format!(
+            "--val-size: the validation split of the {total} training examples is empty: \
+             expected at least 1 (the default holds out a share of them, rounded down)"
+        ));
+    }
+    if val >= total {
+        return Err(format!(
+            "--val-size: {val} validation examples leave none of the {total} training \
+             examples to train on: expected fewer than {total}"
+        ));
+    }
+    let left = total - val;
+    if batch > left {
+        return Err(format!(
+            "--batch: {batch} is more than the {left} training examples left after the \
+             validation split (--val-size {val} of {total}): an epoch would have no step; \
+             expected at most {left}"
+        ));
+    }
+    Ok(())
+}
+
 /// The warning for a validation floor the dense model does not reach: the gate stays closed
 /// until training lifts the metric above it, and may never open (a silent no-op otherwise).
 ///
@@ -93,9 +133,13 @@ pub fn guard_out(out: &Path, force: bool, resume: bool) -> Result<RunLock, Error
             .into());
         }
     }
+    let created = !out.exists();
     std::fs::create_dir_all(out)
         .map_err(|e| format!("{}: cannot create the run directory: {e}", out.display()))?;
-    RunLock::take(out)
+    let mut lock = RunLock::take(out)?;
+    // A run refused by a later check (a data file of the wrong size, say) leaves no trace.
+    lock.created = created.then(|| out.to_path_buf());
+    Ok(lock)
 }
 
 /// The option a field of an example's `Args` is typed as: `dense_epochs` is `--dense-epochs`.
@@ -198,6 +242,9 @@ pub fn check_resumed_options(
 #[derive(Debug)]
 pub struct RunLock {
     path: PathBuf,
+    /// The run directory, when [`guard_out`] created it: removed with the lock if the run
+    /// wrote nothing into it.
+    created: Option<PathBuf>,
 }
 
 impl RunLock {
@@ -214,7 +261,10 @@ impl RunLock {
                     use std::io::Write;
                     write!(file, "{}", std::process::id())
                         .map_err(|e| format!("{}: {e}", path.display()))?;
-                    return Ok(Self { path });
+                    return Ok(Self {
+                        path,
+                        created: None,
+                    });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let text = std::fs::read_to_string(&path).unwrap_or_default();
@@ -247,6 +297,9 @@ impl RunLock {
 impl Drop for RunLock {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+        if let Some(dir) = &self.created {
+            let _ = std::fs::remove_dir(dir); // only if empty
+        }
     }
 }
 
@@ -902,6 +955,47 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn a_split_that_leaves_no_validation_or_no_step_is_refused_naming_the_option() {
+        // A tiny data set: the default share of 11 images rounds down to none.
+        assert_eq!(
+            check_split(11, 0, 100).unwrap_err(),
+            "--val-size: the validation split of the 11 training examples is empty: expected \
+             at least 1 (the default holds out a share of them, rounded down)"
+        );
+        assert_eq!(
+            check_split(200, 200, 10).unwrap_err(),
+            "--val-size: 200 validation examples leave none of the 200 training examples to \
+             train on: expected fewer than 200"
+        );
+        assert_eq!(
+            check_split(200, 16, 500).unwrap_err(),
+            "--batch: 500 is more than the 184 training examples left after the validation \
+             split (--val-size 16 of 200): an epoch would have no step; expected at most 184"
+        );
+        assert_eq!(check_split(200, 16, 184), Ok(()));
+    }
+
+    #[test]
+    fn a_run_refused_after_the_guard_leaves_no_directory() {
+        let parent = scratch("refused");
+        let out = parent.join("run");
+        // The fault: a check after `guard_out` refuses the run (nothing written).
+        let lock = guard_out(&out, false, false).unwrap();
+        assert!(out.join(".lock").is_file());
+        drop(lock);
+        assert!(!out.exists(), "the directory the guard created is gone");
+        // A run that wrote something keeps its directory; one that existed is kept too.
+        let lock = guard_out(&out, false, false).unwrap();
+        std::fs::write(out.join("config.json"), "{}").unwrap();
+        drop(lock);
+        assert!(out.join("config.json").is_file());
+        std::fs::remove_file(out.join("config.json")).unwrap();
+        drop(guard_out(&out, false, false).unwrap());
+        assert!(out.is_dir(), "a directory the user made is not removed");
+        std::fs::remove_dir_all(&parent).ok();
     }
 
     #[test]

@@ -69,6 +69,42 @@ impl ImageSet {
         Self::from_idx(&images, read_idx(&images)?, &labels, read_idx(&labels)?)
     }
 
+    /// [`load_dir`](Self::load_dir), refusing images that are not `rows x cols` pixels (the
+    /// size the model takes: a mismatch would only show up as a tensor of the wrong shape) or
+    /// a split with no image, naming the images file.
+    ///
+    /// ```
+    /// use sparse_data::{ImageSet, Split};
+    /// let dir = std::env::temp_dir().join(format!("idx-sized-doc-{}", std::process::id()));
+    /// assert!(ImageSet::load_dir_sized(&dir, Split::Test, 28, 28).is_err()); // no files
+    /// ```
+    pub fn load_dir_sized(
+        dir: impl AsRef<Path>,
+        split: Split,
+        rows: usize,
+        cols: usize,
+    ) -> Result<Self, DataError> {
+        let dir = dir.as_ref();
+        let set = Self::load_dir(dir, split)?;
+        let images = find(dir, &format!("{}-images-idx3-ubyte", split.prefix()))?;
+        if (set.rows, set.cols) != (rows, cols) {
+            return Err(DataError::new(
+                images,
+                format!(
+                    "images of {}x{} pixels: expected {rows}x{cols} (the size the model takes)",
+                    set.rows, set.cols
+                ),
+            ));
+        }
+        if set.is_empty() {
+            return Err(DataError::new(
+                images,
+                "no images: expected at least one".to_string(),
+            ));
+        }
+        Ok(set)
+    }
+
     /// The embedded subset of Fashion-MNIST (MIT licence, (c) Zalando SE): the first 6,000
     /// training and the first 1,000 test images, for runs with no data installed.
     ///
@@ -178,4 +214,53 @@ fn find(dir: &Path, stem: &str) -> Result<PathBuf, DataError> {
              on Debian `apt install dataset-fashion-mnist` puts them in {DEBIAN_FASHION_MNIST}"
         ),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// IDX files of `n` images of `rows x cols` (and `n` labels) for `split` in `dir`.
+    fn write_idx(dir: &Path, split: Split, n: u32, rows: u32, cols: u32) {
+        let header = |dims: &[u32]| {
+            let mut b = vec![0, 0, 8, dims.len() as u8];
+            dims.iter().for_each(|d| b.extend(d.to_be_bytes()));
+            b
+        };
+        let mut images = header(&[n, rows, cols]);
+        images.resize(images.len() + (n * rows * cols) as usize, 7);
+        let mut labels = header(&[n]);
+        labels.resize(labels.len() + n as usize, 3);
+        let p = split.prefix();
+        std::fs::write(dir.join(format!("{p}-images-idx3-ubyte")), images).unwrap();
+        std::fs::write(dir.join(format!("{p}-labels-idx1-ubyte")), labels).unwrap();
+    }
+
+    #[test]
+    fn images_of_another_size_or_none_are_refused_naming_the_file() {
+        let dir = std::env::temp_dir().join(format!("idx-sized-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("train-images-idx3-ubyte");
+        // The fault: 32x32 images where the model takes 28x28.
+        write_idx(&dir, Split::Train, 3, 32, 32);
+        let err = ImageSet::load_dir_sized(&dir, Split::Train, 28, 28).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: images of 32x32 pixels: expected 28x28 (the size the model takes)",
+                file.display()
+            )
+        );
+        // A file of no image.
+        write_idx(&dir, Split::Train, 0, 28, 28);
+        let err = ImageSet::load_dir_sized(&dir, Split::Train, 28, 28).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("{}: no images: expected at least one", file.display())
+        );
+        write_idx(&dir, Split::Train, 2, 28, 28);
+        let set = ImageSet::load_dir_sized(&dir, Split::Train, 28, 28).unwrap();
+        assert_eq!((set.len(), set.rows, set.cols), (2, 28, 28));
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }
