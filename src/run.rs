@@ -127,8 +127,9 @@ pub fn guard_out(out: &Path, force: bool, resume: bool) -> Result<RunLock, Error
         if let Some(state) = RUN_STATE.iter().find(|f| out.join(f).exists()) {
             return Err(format!(
                 "{} holds an unfinished run ({state}): pass --resume to continue it, or --force \
-                 to start it over (its files are replaced)",
-                out.display()
+                 to start it over (its files are replaced){}",
+                out.display(),
+                dense_start_note(out)
             )
             .into());
         }
@@ -140,6 +141,21 @@ pub fn guard_out(out: &Path, force: bool, resume: bool) -> Result<RunLock, Error
     // A run refused by a later check (a data file of the wrong size, say) leaves no trace.
     lock.created = created.then(|| out.to_path_buf());
     Ok(lock)
+}
+
+/// For a run directory holding a dense start (`out/dense/dense.json`, saved when the dense
+/// phase ended): the sentence that says `--from` reuses it; empty otherwise.
+fn dense_start_note(out: &Path) -> String {
+    let record = out.join("dense").join("dense.json");
+    if !record.is_file() {
+        return String::new();
+    }
+    format!(
+        "; its dense model is saved ({}): --from {} reuses it instead of training one again \
+         (with --force here, or with another --out)",
+        record.display(),
+        out.display()
+    )
 }
 
 /// The option a field of an example's `Args` is typed as: `dense_epochs` is `--dense-epochs`.
@@ -596,8 +612,9 @@ pub fn find_checkpoint<P: DeserializeOwned>(out: &Path) -> Result<(PathBuf, P), 
     }
     Err(format!(
         "{}: no checkpoint to resume (checkpoints are written at every prune check of the \
-         pruning phase)",
-        out.display()
+         pruning phase){}",
+        out.display(),
+        dense_start_note(out)
     )
     .into())
 }
@@ -976,6 +993,54 @@ mod tests {
              split (--val-size 16 of 200): an epoch would have no step; expected at most 184"
         );
         assert_eq!(check_split(200, 16, 184), Ok(()));
+    }
+
+    #[test]
+    fn a_run_killed_after_its_dense_phase_is_pointed_to_from() {
+        // The state a kill leaves between the end of the dense phase and the first
+        // checkpoint: the dense start saved, the options and the metrics' header written.
+        let out = scratch("dense-only");
+        std::fs::create_dir_all(out.join("dense")).unwrap();
+        std::fs::write(out.join("dense/dense.json"), "{}").unwrap();
+        std::fs::write(out.join("dense/model.bpk"), b"weights").unwrap();
+        std::fs::write(out.join("config.json"), "{}").unwrap();
+        std::fs::write(out.join("metrics.csv"), "step\n").unwrap();
+        let listing = |dir: &Path| files_under(dir).unwrap();
+        let before = listing(&out);
+        let note = format!(
+            "its dense model is saved ({}): --from {} reuses it instead of training one again \
+             (with --force here, or with another --out)",
+            out.join("dense/dense.json").display(),
+            out.display()
+        );
+        // A new run in it is refused, naming what --resume, --force and --from do.
+        let err = guard_out(&out, false, false).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{} holds an unfinished run (dense): pass --resume to continue it, or --force to \
+                 start it over (its files are replaced); {note}",
+                out.display()
+            )
+        );
+        // --resume finds no checkpoint, and says the same of the dense model.
+        let err = find_checkpoint::<serde_json::Value>(&out)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{}: no checkpoint to resume (checkpoints are written at every prune check of \
+                 the pruning phase); {note}",
+                out.display()
+            )
+        );
+        assert_eq!(listing(&out), before, "nothing written or removed");
+        // Killed before the dense model was saved: no sentence about it.
+        std::fs::remove_dir_all(out.join("dense")).unwrap();
+        let err = guard_out(&out, false, false).unwrap_err().to_string();
+        assert!(err.ends_with("(its files are replaced)"), "{err}");
+        std::fs::remove_dir_all(&out).ok();
     }
 
     #[test]
