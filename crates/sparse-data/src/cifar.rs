@@ -125,6 +125,9 @@ impl CifarSet {
     }
 
     /// The training (5 batches) or test files in `dir`, or in its `cifar-10-batches-bin/`.
+    /// The training files hold as many records each (CIFAR-10's 10,000; the generated ones
+    /// [`write_synthetic`](Self::write_synthetic)'s count): one holding fewer, cut short at a
+    /// record boundary, is refused by name.
     pub fn load_dir(dir: impl AsRef<Path>, split: Split) -> Result<Self, DataError> {
         let dir = cifar_dir(dir.as_ref());
         let files: &[&str] = match split {
@@ -135,10 +138,25 @@ impl CifarSet {
             pixels: vec![],
             labels: vec![],
         };
+        let mut counts = vec![];
         for name in files {
             let part = Self::read(dir.join(name))?;
+            counts.push(part.len());
             set.pixels.extend(part.pixels);
             set.labels.extend(part.labels);
+        }
+        let most = counts.iter().copied().max().unwrap_or(0);
+        if let Some(i) = counts.iter().position(|&n| n < most) {
+            let fullest = files[counts.iter().position(|&n| n == most).unwrap_or(0)];
+            return Err(DataError::new(
+                dir.join(files[i]),
+                format!(
+                    "{} records, fewer than the {most} of {fullest}: the training files hold \
+                     as many each (CIFAR-10's 10,000): this one is cut short at a record \
+                     boundary, or comes from another set",
+                    counts[i]
+                ),
+            ));
         }
         Ok(set)
     }
@@ -249,6 +267,29 @@ pub fn cifar_dir(dir: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_training_file_cut_at_a_record_boundary_is_refused_by_name() {
+        let dir = std::env::temp_dir().join(format!("cifar-cut-{}", std::process::id()));
+        CifarSet::write_synthetic(&dir, 20, 10, 1).unwrap();
+        assert_eq!(CifarSet::load_dir(&dir, Split::Train).unwrap().len(), 100);
+        // The fault: data_batch_4.bin cut after its second record (whole records: its size
+        // alone does not tell).
+        let file = dir.join("data_batch_4.bin");
+        let bytes = std::fs::read(&file).unwrap();
+        std::fs::write(&file, &bytes[..2 * CIFAR_RECORD_BYTES]).unwrap();
+        let err = CifarSet::load_dir(&dir, Split::Train).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: 2 records, fewer than the 20 of data_batch_1.bin: the training files hold \
+                 as many each (CIFAR-10's 10,000): this one is cut short at a record boundary, \
+                 or comes from another set",
+                file.display()
+            )
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     #[test]
     fn records_round_trip_and_splits_are_disjoint() {
