@@ -350,7 +350,10 @@ pub fn write_into(file: &Path, tables: &str) -> Result<(), String> {
         Some(i) => tables.split_at(i),
         None => (tables, ""),
     };
-    crate::markers::write_between(file, "cargo xtask bench-report", cpu)?;
+    // A report with no CPU results (only a GPU backend measured here) keeps the CPU tables.
+    if !cpu.trim().is_empty() {
+        crate::markers::write_between(file, "cargo xtask bench-report", cpu)?;
+    }
     if gpu.is_empty() {
         return Ok(());
     }
@@ -387,9 +390,16 @@ mod tests {
              | - | - | 95 |"
         ));
         let doc = dir.join("doc.md");
-        std::fs::write(&doc, "intro\n").unwrap();
+        std::fs::write(
+            &doc,
+            "intro\n<!-- BEGIN cargo xtask bench-report -->\nthe CPU tables\n\
+             <!-- END cargo xtask bench-report -->\n",
+        )
+        .unwrap();
         write_into(&doc, &tables).unwrap();
         let written = std::fs::read_to_string(&doc).unwrap();
+        // Only a GPU backend measured: the CPU tables stay.
+        assert!(written.contains("\nthe CPU tables\n"), "{written}");
         let gpu_begin = written
             .find("<!-- BEGIN cargo xtask bench-report: GPU backends -->")
             .expect("the GPU section");

@@ -214,6 +214,9 @@ pub fn provenance_line(runs: &[PathBuf]) -> String {
             "{none} without provenance (recorded before runs carried it)"
         ));
     }
+    if parts.is_empty() {
+        return String::new();
+    }
     format!("Runs: {}.\n", parts.join("; "))
 }
 

@@ -701,7 +701,7 @@ fn report(args: &Args, out: &Path, records: &Path) -> Result<(String, usize), St
     let options = match args.dataset.as_str() {
         CIFAR10 => String::new(),
         _ => format!(" --dense-keep {}", args.dense_keep),
-    };
+    } + &format!(" --dense-epochs {} --epochs {}", args.dense_epochs, args.epochs);
     let mut text = format!(
         "Built by `{} --report-only --out {}{options}` from the finished runs recorded under `{}` (and any run still going under `{}`) ({} dense + {} \
          epochs, the method starting from {}); \
@@ -762,6 +762,10 @@ fn report(args: &Args, out: &Path, records: &Path) -> Result<(String, usize), St
             })
             .collect();
         rows.push(("PyTorch reference (relevance, fused)".into(), torch));
+        if rows.iter().all(|(_, found)| found.is_empty()) {
+            text.push_str(&format!("### {model}\n\nNo run of this model is recorded yet.\n\n"));
+            continue;
+        }
         text.push_str(&format!(
             "### {model}\n\n| method | runs | compression at the floor | test acc there | dense test acc | wall s |\n|---|---|---|---|---|---|\n"
         ));
