@@ -701,7 +701,10 @@ fn report(args: &Args, out: &Path, records: &Path) -> Result<(String, usize), St
     let options = match args.dataset.as_str() {
         CIFAR10 => String::new(),
         _ => format!(" --dense-keep {}", args.dense_keep),
-    } + &format!(" --dense-epochs {} --epochs {}", args.dense_epochs, args.epochs);
+    } + &format!(
+        " --dense-epochs {} --epochs {}",
+        args.dense_epochs, args.epochs
+    );
     let mut text = format!(
         "Built by `{} --report-only --out {}{options}` from the finished runs recorded under `{}` (and any run still going under `{}`) ({} dense + {} \
          epochs, the method starting from {}); \
@@ -763,7 +766,9 @@ fn report(args: &Args, out: &Path, records: &Path) -> Result<(String, usize), St
             .collect();
         rows.push(("PyTorch reference (relevance, fused)".into(), torch));
         if rows.iter().all(|(_, found)| found.is_empty()) {
-            text.push_str(&format!("### {model}\n\nNo run of this model is recorded yet.\n\n"));
+            text.push_str(&format!(
+                "### {model}\n\nNo run of this model is recorded yet.\n\n"
+            ));
             continue;
         }
         text.push_str(&format!(
