@@ -363,14 +363,7 @@ fn save_dense_checkpoint<M: ImageClassifier>(
     progress: &DenseProgress,
 ) -> Result<(), run::Error> {
     run::write_dir_atomically(out, DENSE_CHECKPOINT, |tmp| {
-        let (model_file, optim_file) = (tmp.join("model.bpk"), tmp.join("optim.bpk"));
-        model
-            .clone()
-            .save_file(&model_file)
-            .map_err(|e| format!("{}: cannot write: {e}", model_file.display()))?;
-        optim
-            .save(&optim_file)
-            .map_err(|e| format!("{}: cannot write: {e}", optim_file.display()))?;
+        run::save_model_and_optim(tmp, model, optim)?;
         let file = tmp.join("progress.json");
         std::fs::write(&file, serde_json::to_string(progress)?)
             .map_err(|e| format!("{}: cannot write: {e}", file.display()))?;

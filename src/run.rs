@@ -514,14 +514,7 @@ fn write_checkpoint_files<M: Module, P: Serialize>(
     pruner: &Pruner,
     progress: &P,
 ) -> Result<(), Error> {
-    let (model_file, optim_file) = (tmp.join("model.bpk"), tmp.join("optim.bpk"));
-    model
-        .clone()
-        .save_file(&model_file)
-        .map_err(|e| format!("{}: cannot write: {e}", model_file.display()))?;
-    optim
-        .save(&optim_file)
-        .map_err(|e| format!("{}: cannot write: {e}", optim_file.display()))?;
+    save_model_and_optim(tmp, model, optim)?;
     pruner.save_state(tmp.join("pruner.json"))?;
     // The format version and the run's options, beside the state they produced.
     let config = std::fs::read_to_string(out.join("config.json"))
@@ -770,6 +763,24 @@ pub fn grads_finite<M: Module>(model: &M, grads: &burn::optim::GradientsParams) 
     let mut sum = Sum { grads, total: None };
     model.visit(&mut sum);
     sum.total.is_none_or(|t| t.into_scalar::<f64>().is_finite())
+}
+
+/// Write `model.bpk` and `optim.bpk` into the checkpoint directory `dir` (write errors name the
+/// file): the part every checkpoint of the examples shares.
+pub fn save_model_and_optim<M: Module>(
+    dir: &Path,
+    model: &M,
+    optim: &ModuleOptimizer,
+) -> Result<(), Error> {
+    let (model_file, optim_file) = (dir.join("model.bpk"), dir.join("optim.bpk"));
+    model
+        .clone()
+        .save_file(&model_file)
+        .map_err(|e| format!("{}: cannot write: {e}", model_file.display()))?;
+    optim
+        .save(&optim_file)
+        .map_err(|e| format!("{}: cannot write: {e}", optim_file.display()))?;
+    Ok(())
 }
 
 /// Replace the file `path` with `bytes` through a temporary file (`path` + `.tmp`) and a
