@@ -870,20 +870,9 @@ mod tests {
     #[test]
     fn the_options_that_may_change_on_resume_are_in_the_help() {
         use clap::CommandFactory;
-        let command = Args::command();
-        let resume = command
-            .get_arguments()
-            .find(|a| a.get_id() == "resume")
-            .unwrap();
-        let help = resume.get_long_help().or(resume.get_help()).unwrap();
-        let help = help.to_string().replace('\n', " ");
-        for option in MAY_CHANGE_ON_RESUME.iter().filter(|o| **o != "resume") {
-            let name = run::option_name(option);
-            assert!(
-                help.contains(&name),
-                "{name} is not in --resume's help: {help}"
-            );
-        }
+        let fields = MAY_CHANGE_ON_RESUME.to_vec();
+        let missing = run::missing_from_resume_help(&Args::command(), &fields);
+        assert!(missing.is_empty(), "not in --resume's help: {missing:?}");
     }
 
     #[test]

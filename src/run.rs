@@ -163,6 +163,34 @@ pub fn option_name(field: &str) -> String {
     format!("--{}", field.replace('_', "-"))
 }
 
+/// The options among `fields` that the help of `command`'s `--resume` does not name (as
+/// [`option_name`] types them; `resume` itself aside): an example's test that every option
+/// allowed to change on resume is documented there.
+///
+/// ```
+/// let command = clap::Command::new("demo").arg(
+///     clap::Arg::new("resume")
+///         .long("resume")
+///         .help("Continue the run; only --epochs may change"),
+/// );
+/// let missing = sparse_examples::run::missing_from_resume_help(&command, &["epochs", "quiet"]);
+/// assert_eq!(missing, ["--quiet"]);
+/// ```
+pub fn missing_from_resume_help(command: &clap::Command, fields: &[&str]) -> Vec<String> {
+    let help = command
+        .get_arguments()
+        .find(|a| a.get_id() == "resume")
+        .and_then(|a| a.get_long_help().or(a.get_help()))
+        .map(|h| h.to_string().replace('\n', " "))
+        .unwrap_or_default();
+    fields
+        .iter()
+        .filter(|f| **f != "resume")
+        .map(|f| option_name(f))
+        .filter(|name| !help.contains(name))
+        .collect()
+}
+
 /// A stored or given option value as a user types it (`null`: not given).
 fn option_value(v: &serde_json::Value) -> String {
     match v {

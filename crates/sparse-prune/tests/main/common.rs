@@ -1,5 +1,4 @@
 //! Shared helpers of the integration tests: a small MLP and a generated classification task.
-#![allow(dead_code)]
 
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig, loss::CrossEntropyLossConfig};

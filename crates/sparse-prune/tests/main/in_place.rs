@@ -1,15 +1,13 @@
 //! In-place masking (`Masking::InPlace`) trains the same model as forward masking, bit for
 //! bit, with any optimizer; forgetting `Pruner::enforce` is an error, not a silent revival.
 
-mod common;
-
+use crate::common::{Mlp, Task, weights};
 use burn::module::{Module, ParamGroup};
 use burn::optim::{
     AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, Optimizer, SgdConfig,
     momentum::MomentumConfig,
 };
 use burn::tensor::Device;
-use common::{Mlp, Task, weights};
 use sparse_prune::Selection;
 use sparse_prune::{
     Amount, Floor, Masking, PruneError, PruneSchedule, Pruner, PrunerConfig, SparsityReport, fold,

@@ -1,9 +1,7 @@
 //! The pruning schedules through the public API.
 
-mod common;
-
+use crate::common::Mlp;
 use burn::tensor::Device;
-use common::Mlp;
 use sparse_prune::Selection;
 use sparse_prune::{Floor, PruneError, PruneSchedule, PrunerConfig, Ranking, SparsityReport};
 use sparse_reg::{GammaSchedule, SelectiveDecayConfig};
@@ -35,7 +33,7 @@ fn n_gated_prunes_leave_exactly_the_expected_alive_count_and_masks_only_shrink()
             assert_eq!(e.alive, alive, "step {step}");
             assert_eq!(e.total, total as u64);
             // Masks only shrink: every entry zero before is zero now.
-            let now: Vec<bool> = common::weights(&model)
+            let now: Vec<bool> = crate::common::weights(&model)
                 .concat()
                 .iter()
                 .map(|w| *w == 0.0)

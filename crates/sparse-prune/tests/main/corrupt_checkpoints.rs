@@ -1,11 +1,9 @@
 //! Corrupted checkpoints: a masked model file and a pruner state with bytes flipped, cut short
 //! or inserted must load or fail with an error naming the file, never panic.
 
-mod common;
-
+use crate::common::Mlp;
 use burn::module::Module;
 use burn::tensor::Device;
-use common::Mlp;
 use sparse_prune::Selection;
 use sparse_prune::{Amount, PruneSchedule, PrunerConfig, load_masked};
 

@@ -2,13 +2,11 @@
 //! get: the decay's fading gamma and its reset inside the returned `ModuleOptimizer`, exact
 //! prune events, the best model, the target, and loaded masks that no plain loop can revive.
 
-mod common;
-
+use crate::common::{Mlp, Task, weights};
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams, SgdConfig};
 use burn::tensor::{Device, Tensor};
-use common::{Mlp, Task, weights};
 use sparse_prune::{
     Amount, Floor, Masking, PruneSchedule, PrunerConfig, Selection, SparsityConfig, SparsityReport,
     load_masked,

@@ -1,11 +1,9 @@
 //! The paper's method through the public API, in a hand-written Burn training loop: a small
 //! MLP on generated data reaches >= 90 % sparsity within 1 point of its dense accuracy.
 
-mod common;
-
+use crate::common::{Mlp, Task};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::Device;
-use common::{Mlp, Task};
 use sparse_prune::Selection;
 use sparse_prune::{Floor, PruneSchedule, PrunerConfig, SparsityReport};
 use sparse_reg::{GammaSchedule, SelectiveDecayConfig};

@@ -1,13 +1,11 @@
 //! Masks as module state: exact zeros, never revived, saved and loaded with the model.
 
-mod common;
-
+use crate::common::{Mlp, Task, weights};
 use burn::module::Module;
 use burn::optim::{
     AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig, momentum::MomentumConfig,
 };
 use burn::tensor::Device;
-use common::{Mlp, Task, weights};
 use sparse_prune::Selection;
 use sparse_prune::{
     Amount, PruneError, PruneSchedule, PrunerConfig, SparsityReport, count_masks, fold, load_masked,

@@ -1,10 +1,8 @@
 //! A decay that silently does nothing is caught: with gamma > 0 the weights shrink.
 
-mod common;
-
+use crate::common::{Mlp, Task};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::Device;
-use common::{Mlp, Task};
 use sparse_reg::SelectiveDecayConfig;
 
 fn epoch(mut model: Mlp, optim: &mut ModuleOptimizer, task: &Task, device: &Device) -> Mlp {
@@ -31,7 +29,7 @@ fn the_decay_is_not_a_no_op() {
         for _ in 0..20 {
             model = epoch(model, &mut optim, &train, &device);
         }
-        let w = common::weights(&model).concat();
+        let w = crate::common::weights(&model).concat();
         w.iter().map(|x| (x * x) as f64).sum::<f64>()
     };
     let (plain, decayed) = (run(0.0), run(0.05));

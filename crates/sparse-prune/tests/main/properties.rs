@@ -2,14 +2,12 @@
 //! step counts (proptest): masked entries stay exactly zero, the alive count only decreases,
 //! and a report's totals are the sums of its rows.
 
-mod common;
-
+use crate::common::{Mlp, Task, weights};
 use burn::optim::{
     AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, RmsPropConfig, SgdConfig,
     momentum::MomentumConfig,
 };
 use burn::tensor::Device;
-use common::{Mlp, Task, weights};
 use proptest::prelude::*;
 use sparse_prune::Selection;
 use sparse_prune::{Amount, PruneSchedule, PrunerConfig, SparsityReport};

@@ -1,12 +1,10 @@
 //! Model + masks + optimizer state + schedule position survive a save/load round trip: N steps,
 //! save, load, N more steps equals 2N uninterrupted steps, bit for bit.
 
-mod common;
-
+use crate::common::{Mlp, Task, weights};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::Device;
-use common::{Mlp, Task, weights};
 use sparse_prune::Selection;
 use sparse_prune::{Floor, PruneSchedule, Pruner, PrunerConfig, load_masked};
 use sparse_reg::{GammaSchedule, SelectiveDecay, SelectiveDecayConfig};

@@ -2,8 +2,7 @@
 //! `TrainStep::optimize` runs `Sparsity::step` (the user's model keeps burn-train's default
 //! `optimize`). The masks act in place; the best model comes back from the wrapper.
 
-mod common;
-
+use crate::common::Task;
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::InMemDataset;
@@ -20,7 +19,6 @@ use burn::train::{
     ClassificationOutput, InferenceStep, Learner, LearnerModel, SupervisedTraining, TrainOutput,
     TrainStep,
 };
-use common::Task;
 use sparse_prune::{
     Floor, Masking, PruneSchedule, PrunerConfig, Selection, Sparse, SparsityConfig, SparsityReport,
 };
