@@ -29,6 +29,11 @@ pub struct Args {
     /// Small batches and few steps: checks the whole command in a few minutes on lavapipe.
     #[arg(long)]
     pub quick: bool,
+    /// The backends to measure, repeatable [every GPU backend of this build]. `--backend flex`
+    /// runs the whole command on the CPU: a check of the command itself in a build without a
+    /// GPU backend (its test does that).
+    #[arg(long = "backend", value_enum)]
+    pub backends: Vec<Backend>,
     /// CIFAR-10 for the epoch of ResNet-20 (an image folder `DIR/train/<class>/*.png` or the
     /// binary version); without it the epoch is skipped (with `--quick`: run on generated data).
     #[arg(long)]
@@ -92,7 +97,11 @@ pub fn run(args: &Args, root: &Path) -> Result<(), String> {
         println!("{v}");
         return Ok(());
     }
-    let backends = Backend::built_gpus();
+    let backends = if args.backends.is_empty() {
+        Backend::built_gpus()
+    } else {
+        args.backends.clone()
+    };
     if backends.is_empty() {
         return Err(
             "gpu-check needs a GPU backend: build xtask with `--features wgpu` (and/or \
@@ -117,6 +126,7 @@ pub fn run(args: &Args, root: &Path) -> Result<(), String> {
     for &backend in &backends {
         let mut machine = crate::overhead::machine(backend);
         machine["bench"] = json!("gpu_check_machine");
+        machine["backend"] = json!(backend.name());
         machine["quick"] = json!(args.quick);
         emit(machine);
         eprintln!(
