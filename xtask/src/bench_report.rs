@@ -206,7 +206,10 @@ pub fn render(dir: &Path) -> String {
     }
     let backends = lines(dir, "backends");
     if !backends.is_empty() {
-        out.push_str("### CPU backends: flex against ndarray (`cargo xtask bench backends`)\n\n");
+        out.push_str(
+            "### CPU backends: flex against ndarray (`cargo run --release -p xtask --features ndarray \
+             -- bench backends`)\n\n",
+        );
         out.push_str("| model | threads | flex train ms | ndarray train ms | ndarray / flex train | flex forward ms | ndarray forward ms | ndarray / flex forward |\n|---|---|---|---|---|---|---|---|\n");
         for v in backends.iter().filter(|v| v["bench"] == "backends") {
             let mm = |k: &str| min_max(v, k);

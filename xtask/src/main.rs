@@ -2,6 +2,7 @@
 //! `cargo xtask reproduce lenet|text`: the results tables of docs/RESULTS.md.
 
 mod allocator;
+#[cfg(feature = "ndarray")]
 mod backends;
 mod bench_report;
 mod export;
@@ -83,7 +84,8 @@ enum Which {
     Loader,
     /// .sparse file size and sparse inference latency at 90-99 % sparsity.
     Export,
-    /// flex against ndarray: a training step with the method and a forward pass.
+    /// flex against ndarray: a training step with the method and a forward pass (xtask built
+    /// with `--features ndarray`).
     Backends,
 }
 
@@ -144,7 +146,21 @@ fn main() {
                 jobs.push(("export".into(), export::run(quick, &script)));
             }
             if all || matches!(which, Which::Backends) {
+                #[cfg(feature = "ndarray")]
                 jobs.push(("backends".into(), backends::run(quick)));
+                #[cfg(not(feature = "ndarray"))]
+                {
+                    let how = "build xtask with the ndarray backend: cargo run --release -p xtask \
+                               --features ndarray -- bench backends";
+                    if !all {
+                        eprintln!("error: bench backends compares flex with ndarray: {how}");
+                        std::process::exit(2);
+                    }
+                    eprintln!(
+                        "bench all: `backends` (flex against ndarray) is not run, and \
+                         target/bench/backends.json not written: {how}"
+                    );
+                }
             }
             let dir = root.join("target/bench");
             std::fs::create_dir_all(&dir).expect("create target/bench");
