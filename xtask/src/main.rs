@@ -40,6 +40,10 @@ enum Command {
         /// (`cargo run --release -p xtask --features wgpu -- bench overhead --backend wgpu`).
         #[arg(long, value_enum, default_value = "flex")]
         backend: overhead::Backend,
+        /// Repetitions of each contestant in `bench overhead` on a GPU backend (default 9, or 2
+        /// with --quick): more narrow the ratios' spread on a shared machine.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        reps: Option<u16>,
     },
     /// On a GPU machine, in one command: step times bare / with the method, start-up cost,
     /// a ResNet-20 CIFAR-10 epoch and PyTorch on the same GPU (docs/GPU.md).
@@ -89,6 +93,26 @@ enum Which {
     Backends,
 }
 
+/// The options of `bench` that only some benchmarks have: `--backend` (other than flex) and
+/// `--reps` belong to `bench overhead`, `--reps` on a GPU backend.
+fn check_bench_options(
+    which: Which,
+    backend: overhead::Backend,
+    reps: Option<u16>,
+) -> Result<(), String> {
+    let overhead = matches!(which, Which::Overhead);
+    if backend != overhead::Backend::Flex && !overhead {
+        return Err(format!(
+            "--backend {}: only `bench overhead` has it",
+            backend.name()
+        ));
+    }
+    if reps.is_some() && (backend == overhead::Backend::Flex || !overhead) {
+        return Err("--reps: only `bench overhead --backend wgpu` (or cuda) has it".into());
+    }
+    Ok(())
+}
+
 fn main() {
     let cli = Cli::parse();
     match cli.command {
@@ -96,6 +120,7 @@ fn main() {
             which,
             quick,
             backend,
+            reps,
         } => {
             if let Some(code) = allocator::rerun_steady() {
                 std::process::exit(code);
@@ -104,11 +129,8 @@ fn main() {
             let script = root.join("../shared/reference/torch_reference.py");
             let all = matches!(which, Which::All);
             let mut jobs: Vec<(String, Vec<serde_json::Value>)> = Vec::new();
-            if backend != overhead::Backend::Flex && !matches!(which, Which::Overhead) {
-                eprintln!(
-                    "error: --backend {}: only `bench overhead` has it",
-                    backend.name()
-                );
+            if let Err(e) = check_bench_options(which, backend, reps) {
+                eprintln!("error: {e}");
                 std::process::exit(2);
             }
             if all || matches!(which, Which::Overhead) {
@@ -116,7 +138,7 @@ fn main() {
                     overhead::Backend::Flex => "overhead".to_string(),
                     other => format!("overhead_{}", other.name()),
                 };
-                match overhead::run(quick, backend) {
+                match overhead::run(quick, backend, reps.map(usize::from)) {
                     Ok(lines) => jobs.push((name, lines)),
                     Err(e) => {
                         eprintln!("error: {e}");
@@ -203,5 +225,32 @@ fn main() {
                 std::process::exit(1);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Which, check_bench_options, overhead::Backend};
+
+    #[test]
+    fn bench_options_only_where_they_apply() {
+        assert_eq!(
+            check_bench_options(Which::Overhead, Backend::Wgpu, Some(9)),
+            Ok(())
+        );
+        assert_eq!(check_bench_options(Which::All, Backend::Flex, None), Ok(()));
+        assert_eq!(
+            check_bench_options(Which::Torch, Backend::Wgpu, None).unwrap_err(),
+            "--backend wgpu: only `bench overhead` has it"
+        );
+        let reps = "--reps: only `bench overhead --backend wgpu` (or cuda) has it";
+        assert_eq!(
+            check_bench_options(Which::Overhead, Backend::Flex, Some(9)).unwrap_err(),
+            reps
+        );
+        assert_eq!(
+            check_bench_options(Which::All, Backend::Flex, Some(9)).unwrap_err(),
+            reps
+        );
     }
 }

@@ -335,17 +335,26 @@ pub fn machine(backend: Backend) -> serde_json::Value {
     machine
 }
 
-/// Run the benchmark on `backend`; returns the JSON lines (also printed).
-pub fn run(quick: bool, backend: Backend) -> Result<Vec<serde_json::Value>, String> {
+/// Run the benchmark on `backend`; returns the JSON lines (also printed). `reps` replaces the
+/// GPU rows' repetitions.
+pub fn run(
+    quick: bool,
+    backend: Backend,
+    reps: Option<usize>,
+) -> Result<Vec<serde_json::Value>, String> {
     if backend != Backend::Flex {
-        return run_gpu(quick, backend);
+        return run_gpu(quick, backend, reps);
     }
     Ok(run_flex(quick))
 }
 
 /// The rows on a GPU backend: LeNet-5 and ResNet-20 with Burn's SGD with momentum, sparse-reg's
 /// one-pass SGD (the examples' optimizer) and Adam, at batch sizes small enough for lavapipe.
-fn run_gpu(quick: bool, backend: Backend) -> Result<Vec<serde_json::Value>, String> {
+fn run_gpu(
+    quick: bool,
+    backend: Backend,
+    reps: Option<usize>,
+) -> Result<Vec<serde_json::Value>, String> {
     let device = backend.autodiff_device()?;
     device.seed(0);
     let machine = machine(backend);
@@ -365,7 +374,7 @@ fn run_gpu(quick: bool, backend: Backend) -> Result<Vec<serde_json::Value>, Stri
         shape: [sizes.resnet_batch, 3, 32, 32],
     };
     let resnet20 = || ResNetConfig::new(20).init(&device).expect("ResNet-20");
-    let (reps, steps) = (sizes.reps, sizes.steps);
+    let (reps, steps) = (reps.unwrap_or(sizes.reps), sizes.steps);
     emit(measure_on(
         "lenet5",
         "sgd-momentum",
