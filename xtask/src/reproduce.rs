@@ -806,7 +806,7 @@ fn report(args: &Args, out: &Path, records: &Path) -> Result<(String, usize), St
                 spread(&col(&|o| o.wall_s), |v| format!("{v:.0}")),
             ));
         }
-        text.push_str(&figure(records, model, &rows)?);
+        text.push_str(&figure(records, model, &args.dataset, &rows)?);
         text.push_str(&ladder_table(
             &format!(
                 "Test accuracy at the first check reaching each compression with validation \
@@ -839,10 +839,11 @@ fn report(args: &Args, out: &Path, records: &Path) -> Result<(String, usize), St
 fn figure(
     records: &Path,
     model: &str,
+    grid_dataset: &str,
     rows: &[(String, Vec<Outcome>, Vec<u64>)],
 ) -> Result<String, String> {
     use crate::figures::{Runs, Spec, median};
-    // The data set, as the runs' configs name it.
+    // The data set, as the recorded runs' configs name it (the grid's while none is recorded).
     let dataset = std::fs::read_dir(records.join(model))
         .into_iter()
         .flatten()
@@ -854,7 +855,7 @@ fn figure(
                     .to_string(),
             )
         })
-        .unwrap_or_else(|| "?".into());
+        .unwrap_or_else(|| grid_dataset.to_string());
     let all: Vec<&Outcome> = rows.iter().flat_map(|r| &r.1).collect();
     let dense: Vec<f64> = all.iter().map(|o| 100.0 * o.dense_test).collect();
     let floors: Vec<f64> = all.iter().map(|o| 100.0 * o.floor).collect();
