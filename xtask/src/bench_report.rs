@@ -346,6 +346,38 @@ fn render_gpu(dir: &Path) -> String {
     format!("{GPU_START}\n\n{out}")
 }
 
+/// The tables of a committed `gpu-check` record (`dir/gpu_check.json`), printed, and written into
+/// `file` between the markers `cargo xtask bench-report --gpu-record DIR` when given.
+pub fn gpu_record(dir: &Path, file: Option<&Path>) -> Result<(), String> {
+    let json = dir.join("gpu_check.json");
+    if !json.is_file() {
+        return Err(format!(
+            "{}: no such file (expected the gpu_check.json that `cargo xtask gpu-check` wrote)",
+            json.display()
+        ));
+    }
+    let check = lines(dir, "gpu_check");
+    if !check.iter().any(|v| v["bench"] == "gpu_check_machine") {
+        return Err(format!(
+            "{}: no gpu_check_machine line (expected JSON lines written by `cargo xtask \
+             gpu-check`)",
+            json.display()
+        ));
+    }
+    let text = format!(
+        "Built by `cargo xtask bench-report --gpu-record {}` from the record there.\n\n{}\n",
+        dir.display(),
+        crate::gpu_check::tables(&check)
+    );
+    print!("{text}");
+    if let Some(file) = file {
+        let name = format!("cargo xtask bench-report --gpu-record {}", dir.display());
+        crate::markers::write_between(file, &name, &text)?;
+        eprintln!("wrote {}", file.display());
+    }
+    Ok(())
+}
+
 /// Replace the text between the bench-report markers of `file` with `tables` (and the GPU
 /// backends' tables, when `tables` has them, between their own markers).
 pub fn write_into(file: &Path, tables: &str) -> Result<(), String> {
@@ -414,6 +446,40 @@ mod tests {
         let rewritten = std::fs::read_to_string(&doc).unwrap();
         assert!(rewritten.contains("| lenet5 | sgd-momentum | 32 | 120.00 |"));
         assert_eq!(rewritten.matches("GPU backends -->").count(), 2);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_gpu_record_is_written_into_its_own_section_and_bad_records_are_refused() {
+        let dir = temp_dir("record");
+        let missing = gpu_record(&dir, None).unwrap_err();
+        assert_eq!(
+            missing,
+            format!(
+                "{}: no such file (expected the gpu_check.json that `cargo xtask gpu-check` \
+                 wrote)",
+                dir.join("gpu_check.json").display()
+            )
+        );
+        std::fs::write(dir.join("gpu_check.json"), "{\"bench\":\"overhead\"}\n").unwrap();
+        let foreign = gpu_record(&dir, None).unwrap_err();
+        assert!(foreign.ends_with("gpu_check.json: no gpu_check_machine line (expected JSON lines written by `cargo xtask gpu-check`)"), "{foreign}");
+        std::fs::write(
+            dir.join("gpu_check.json"),
+            "{\"bench\":\"gpu_check_machine\",\"adapter\":\"NVIDIA H200\",\"backend\":\
+             \"wgpu\",\"cpus\":16,\"os\":\"linux\",\"arch\":\"x86_64\",\"quick\":false}\n",
+        )
+        .unwrap();
+        let doc = dir.join("doc.md");
+        std::fs::write(&doc, "intro\n").unwrap();
+        gpu_record(&dir, Some(&doc)).unwrap();
+        let written = std::fs::read_to_string(&doc).unwrap();
+        let name = format!("cargo xtask bench-report --gpu-record {}", dir.display());
+        assert!(written.contains(&format!("<!-- BEGIN {name} -->\nBuilt by `{name}`")));
+        assert!(
+            written.contains("Machine: NVIDIA H200 (wgpu), 16 CPUs, linux x86_64"),
+            "{written}"
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 }

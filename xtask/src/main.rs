@@ -53,6 +53,10 @@ enum Command {
         /// Also write them into docs/BENCHMARKS.md (between its markers).
         #[arg(long)]
         write: bool,
+        /// Instead, the tables of a committed `gpu-check` record: DIR/gpu_check.json (a GPU
+        /// machine's output, kept under docs/results/gpu-check/), into a section of their own.
+        #[arg(long, value_name = "DIR")]
+        gpu_record: Option<std::path::PathBuf>,
     },
     /// Reproduce a results table of docs/RESULTS.md (long: run it in the background).
     Reproduce {
@@ -200,8 +204,16 @@ fn main() {
                 std::process::exit(1);
             }
         }
-        Command::BenchReport { write } => {
+        Command::BenchReport { write, gpu_record } => {
             let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            if let Some(dir) = gpu_record {
+                let file = write.then(|| root.join("docs/BENCHMARKS.md"));
+                if let Err(e) = bench_report::gpu_record(&dir, file.as_deref()) {
+                    eprintln!("error: {e}");
+                    std::process::exit(1);
+                }
+                return;
+            }
             let tables = bench_report::render(&root.join("target/bench"));
             print!("{tables}");
             if write {
