@@ -11,6 +11,7 @@ mod gpu_check;
 mod loader;
 mod markers;
 mod overhead;
+mod park;
 mod prune_cost;
 mod records;
 mod reproduce;
@@ -57,6 +58,13 @@ enum Command {
         /// machine's output, kept under docs/results/gpu-check/), into a section of their own.
         #[arg(long, value_name = "DIR")]
         gpu_record: Option<std::path::PathBuf>,
+    },
+    /// Keep the unfinished runs under a run root in the repository (`parked/` in their record
+    /// directories under docs/results/, to be committed): `reproduce` brings them back on
+    /// another machine and they resume. Stop the runs first; a live run is skipped.
+    Park {
+        /// The run root, as given to `reproduce --out` (e.g. runs/mnist, runs/cifar10).
+        out: std::path::PathBuf,
     },
     /// Reproduce a results table of docs/RESULTS.md (long: run it in the background).
     Reproduce {
@@ -223,6 +231,21 @@ fn main() {
                     std::process::exit(1);
                 }
                 eprintln!("wrote {}", file.display());
+            }
+        }
+        Command::Park { out } => {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            let records = records::dir_for(&root, &out);
+            match park::park(&root.join(&out), &records) {
+                Ok(parked) => eprintln!(
+                    "{} run(s) parked under {}: commit them",
+                    parked.len(),
+                    records.display()
+                ),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    std::process::exit(1);
+                }
             }
         }
         Command::Reproduce { what } => {

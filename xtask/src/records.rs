@@ -3,7 +3,8 @@
 //! Run directories (`runs/...`) hold checkpoints and are not committed. The few small files
 //! the tables are built from are copied, as soon as a run has finished, into a mirror under
 //! `docs/results/` that is committed: a finished run is never run again on any machine, and
-//! the tables of docs/RESULTS.md can always be rebuilt from the repository alone.
+//! the tables of docs/RESULTS.md can always be rebuilt from the repository alone. Unfinished
+//! runs travel between machines as parked copies (`crate::park`).
 
 use std::path::{Path, PathBuf};
 
@@ -31,6 +32,7 @@ pub fn keep(
         return Ok(false);
     }
     if record.join(summary).exists() {
+        crate::park::drop_parked(record);
         let same = |a: &Path, b: &Path| std::fs::read(a).ok() == std::fs::read(b).ok();
         if !same(&run.join(summary), &record.join(summary)) {
             eprintln!(
@@ -53,6 +55,7 @@ pub fn keep(
     }
     std::fs::copy(run.join(summary), record.join(summary))
         .map_err(|e| format!("{}: {e}", record.join(summary).display()))?;
+    crate::park::drop_parked(record);
     eprintln!("recorded {} in {}", run.display(), record.display());
     Ok(true)
 }

@@ -357,6 +357,7 @@ fn grid_for(
         }
         c
     };
+    crate::park::unpark(&dense, &kept.join(format!("dense-s{seed}")))?;
     if let Some(pid) = busy(&dense) {
         eprintln!(
             "skipping {model} seed {seed}: its dense start is being trained by process {pid}"
@@ -385,6 +386,7 @@ fn grid_for(
     same_dense_kind(&record, &text, &args.dense_keep)?;
     for (name, extra) in runs {
         let run = dir.join(&name);
+        crate::park::unpark(&run, &kept.join(&name))?;
         if let Some(pid) = busy(&run) {
             eprintln!("skipping {}: being run by process {pid}", run.display());
             continue;

@@ -118,6 +118,7 @@ pub fn run(args: &Args, root: &Path) -> Result<(), String> {
                 if crate::records::finished(&dir, &records.join(&name), "summary.json") {
                     continue;
                 }
+                crate::park::unpark(&dir, &records.join(&name))?;
                 if let Some(pid) = busy(&dir) {
                     eprintln!("skipping {}: being run by process {pid}", dir.display());
                     continue;
