@@ -252,6 +252,28 @@ pub fn render(dir: &Path) -> String {
         }
         out.push('\n');
     }
+    let flex_ops = lines(dir, "flex_ops");
+    if !flex_ops.is_empty() {
+        out.push_str("### ResNet-20 on flex: the convolutions and BatchNorms (`cargo xtask bench flex-ops`)\n\n");
+        out.push_str("Training step with the method, as shipped against Burn's ops for what this project replaced (same process, interleaved):\n\n");
+        out.push_str("| model | batch | threads | shipped ms | Burn's `BatchNorm` ms | / shipped | Burn's `Conv2d` and `BatchNorm` ms | / shipped |\n|---|---|---|---|---|---|---|---|\n");
+        for v in flex_ops.iter().filter(|v| v["bench"] == "flex-ops") {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} [{}] | {} | {} [{}] |\n",
+                v["model"].as_str().unwrap_or("?"),
+                v["batch"],
+                v["threads"],
+                f(v, "shipped_train_ms", 1),
+                f(v, "burn_bn_train_ms", 1),
+                f(v, "burn_bn_over_shipped", 2),
+                min_max(v, "burn_bn_over_shipped_min_max"),
+                f(v, "burn_ops_train_ms", 1),
+                f(v, "burn_ops_over_shipped", 2),
+                min_max(v, "burn_ops_over_shipped_min_max"),
+            ));
+        }
+        out.push('\n');
+    }
     out.push_str(&render_gpu(dir));
     out
 }

@@ -7,6 +7,7 @@ mod backends;
 mod bench_report;
 mod export;
 mod figures;
+mod flex_ops;
 mod gpu_check;
 mod loader;
 mod markers;
@@ -103,6 +104,9 @@ enum Which {
     /// flex against ndarray: a training step with the method and a forward pass (xtask built
     /// with `--features ndarray`).
     Backends,
+    /// ResNet-20's training step on flex: the shipped convolution and BatchNorm against
+    /// Burn's `Conv2d` and `BatchNorm`.
+    FlexOps,
 }
 
 /// The options of `bench` that only some benchmarks have: `--backend` (other than flex) and
@@ -195,6 +199,9 @@ fn main() {
                          target/bench/backends.json not written: {how}"
                     );
                 }
+            }
+            if all || matches!(which, Which::FlexOps) {
+                jobs.push(("flex_ops".into(), flex_ops::run(quick)));
             }
             let dir = root.join("target/bench");
             std::fs::create_dir_all(&dir).expect("create target/bench");

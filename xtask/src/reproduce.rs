@@ -343,6 +343,7 @@ fn grid_for(
     }
     let common = |run: &Path| {
         let mut c = Command::new(exe);
+        crate::allocator::steady(&mut c);
         c.arg("--model")
             .arg(model)
             .arg("--data-dir")

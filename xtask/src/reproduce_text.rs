@@ -125,6 +125,7 @@ pub fn run(args: &Args, root: &Path) -> Result<(), String> {
                 }
                 let s = &args.shape;
                 let mut c = Command::new(&exe);
+                crate::allocator::steady(&mut c);
                 c.args(["--method", method, "--seed", &seed.to_string()])
                     .args(["--gamma", &args.gamma.to_string()])
                     .args([

@@ -56,6 +56,8 @@
 //! on every backend.
 #![warn(missing_docs)]
 
+mod batch_norm;
+mod im2col_conv;
 mod lenet;
 mod parallel_linear;
 mod pool;
@@ -66,6 +68,8 @@ mod transformer;
 mod unfold_conv;
 mod vgg;
 
+pub use batch_norm::batch_norm;
+pub use im2col_conv::conv2d;
 pub use lenet::{ImageClassifier, LeNet5, LeNet300};
 pub use parallel_linear::parallel_linear;
 pub use pool::max_pool2x2_relu;

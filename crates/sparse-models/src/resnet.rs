@@ -9,7 +9,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Tensor};
 
-use crate::ImageClassifier;
+use crate::{ImageClassifier, batch_norm, conv2d};
 
 fn conv(cin: usize, cout: usize, kernel: usize, stride: usize, device: &Device) -> Conv2d {
     let pad = kernel / 2;
@@ -59,10 +59,10 @@ impl BasicBlock {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = relu(self.bn1.forward(self.conv1.forward(x.clone())));
-        let y = self.bn2.forward(self.conv2.forward(y));
+        let y = relu(batch_norm(&self.bn1, conv2d(&self.conv1, x.clone())));
+        let y = batch_norm(&self.bn2, conv2d(&self.conv2, y));
         let skip = match &self.shortcut {
-            Some(s) => s.bn.forward(s.conv.forward(x)),
+            Some(s) => batch_norm(&s.bn, conv2d(&s.conv, x)),
             None => x,
         };
         relu(y + skip)
@@ -148,7 +148,7 @@ pub struct ResNet {
 impl ResNet {
     /// Logits for images `[batch, 3, 32, 32]`.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let mut x = relu(self.stem_bn.forward(self.stem.forward(images)));
+        let mut x = relu(batch_norm(&self.stem_bn, conv2d(&self.stem, images)));
         for block in &self.blocks {
             x = block.forward(x);
         }

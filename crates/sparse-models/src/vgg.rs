@@ -7,7 +7,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use crate::{ImageClassifier, max_pool2x2_relu};
+use crate::{ImageClassifier, batch_norm, conv2d, max_pool2x2_relu};
 
 /// Output channels of the 13 convolutions; a max-pool follows the ones marked `true`.
 const LAYERS: [(usize, bool); 13] = [
@@ -51,7 +51,7 @@ impl ConvBn {
 
     /// Convolution and BatchNorm, before the ReLU.
     fn pre_activation(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(self.conv.forward(x))
+        batch_norm(&self.bn, conv2d(&self.conv, x))
     }
 }
 
